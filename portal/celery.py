@@ -1,0 +1,53 @@
+"""The Celery app, and the embedded beat that fires the schedule in-process when there is no broker."""
+
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+
+from celery import Celery
+from celery.schedules import schedule as every
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedBeat(threading.Thread):
+    """Fires CELERY_BEAT_SCHEDULE in this process, for the embedded default (eager tasks, no broker).
+
+    It uses Celery's own schedule objects, so an entry behaves the same here as under `celery beat`.
+    A task that fails is logged and tried again at its next due time, as beat would.
+    """
+
+    def __init__(self, tick_seconds: float = 1.0) -> None:
+        super().__init__(name="embedded-beat", daemon=True)
+        self.tick_seconds = tick_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        entries = {name: app.conf.beat_schedule[name] for name in app.conf.beat_schedule}
+        last_run: dict[str, datetime] = {}
+        while not self.stopping.wait(self.tick_seconds):
+            for name, entry in entries.items():
+                schedule = entry["schedule"]
+                if not hasattr(schedule, "is_due"):
+                    schedule = entry["schedule"] = every(schedule, app=app)
+                previous = last_run.setdefault(name, datetime.now(UTC))
+                if schedule.is_due(previous).is_due:
+                    last_run[name] = datetime.now(UTC)
+                    self.fire(name, entry)
+
+    def fire(self, name: str, entry: dict) -> None:
+        from django.db import close_old_connections
+
+        try:
+            app.tasks[entry["task"]].apply(args=entry.get("args", ()), kwargs=entry.get("kwargs", {}))
+        except Exception:
+            logger.exception("periodic task %s failed", name)
+        finally:
+            close_old_connections()

@@ -1,0 +1,64 @@
+"""GET /healthz: is the database reachable, the broker up, a worker listening and beat firing?
+
+It serves no consumer data, so it is on the audit trail's reviewed list of unaudited URLs.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal.celery import app
+from portal.tasks import BEAT_HEARTBEAT_KEY
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "engine": connection.vendor}
+    except Exception as exc:
+        return {"ok": False, "engine": connection.vendor, "error": type(exc).__name__}
+
+
+def _broker() -> dict:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return {"ok": True, "mode": "in-process"}
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return {"ok": True, "mode": "redis"}
+    except Exception as exc:
+        return {"ok": False, "mode": "redis", "error": type(exc).__name__}
+
+
+def _workers() -> dict:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return {"ok": True, "mode": "in-process"}
+    try:
+        replies = app.control.ping(timeout=1.0, limit=1) or []
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": bool(replies), "responding": [name for reply in replies for name in reply]}
+
+
+def _beat() -> dict:
+    raw = cache.get(BEAT_HEARTBEAT_KEY)
+    if raw is None:
+        return {"ok": False, "last_heartbeat": None}
+    age = (timezone.now() - datetime.fromisoformat(raw)).total_seconds()
+    return {"ok": age < 3 * settings.BEAT_HEARTBEAT_SECONDS, "last_heartbeat": raw, "age_seconds": round(age)}
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _database(), "broker": _broker(), "worker": _workers(), "beat": _beat()}
+    # Beat only warns: a web node must keep serving while the singleton beat restarts.
+    healthy = all(checks[name]["ok"] for name in ("database", "broker", "worker"))
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)

@@ -1,0 +1,198 @@
+"""Consumers, their accounts and transactions, merchants, and the segments that access is granted on.
+
+Rows here are personal data. Nothing reads them for a user except through the access policy.
+"""
+
+import secrets
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+# Crockford's base32: no I, L, O or U, so a public id read aloud or retyped survives.
+PUBLIC_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PUBLIC_ID_LENGTH = 17  # "C" + 16 symbols = 80 random bits
+
+
+def new_public_id() -> str:
+    return "C" + "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH - 1))
+
+
+class Consumer(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        FROZEN = "frozen", _("Frozen")
+        CLOSED = "closed", _("Closed")
+
+    # The only identifier that ever appears in a URL; the sequential id stays inside the database.
+    public_id = models.CharField(_("public id"), max_length=PUBLIC_ID_LENGTH, unique=True, default=new_public_id)
+    name = models.CharField(_("name"), max_length=50)
+    resident_id = models.CharField(_("resident ID number"), max_length=18, unique=True)
+    phone = models.CharField(_("mobile number"), max_length=11, db_index=True)
+    province = models.CharField(_("province"), max_length=20)
+    city = models.CharField(_("city"), max_length=30)
+    birth_year = models.PositiveSmallIntegerField(_("birth year"))
+    joined_on = models.DateField(_("date joined"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Denormalised from the latest score, so lists can show and filter it without a join.
+    current_score = models.SmallIntegerField(_("current score"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("consumer")
+        verbose_name_plural = _("consumers")
+        indexes = [models.Index(fields=["province", "id"], name="consumer_province_id")]
+
+    def __str__(self) -> str:
+        # The admin's change log keeps this text forever: never personal data.
+        return self.public_id
+
+
+class Account(models.Model):
+    class Product(models.TextChoices):
+        WALLET = "wallet", _("Wallet")
+        CREDIT_LINE = "credit_line", _("Revolving credit line")
+        INSTALMENT_LOAN = "instalment_loan", _("Instalment loan")
+        CASH_LOAN = "cash_loan", _("Cash loan")
+        MONEY_FUND = "money_fund", _("Money-market fund")
+        INSURANCE = "insurance", _("Insurance")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+        DELINQUENT = "delinquent", _("Delinquent")
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.PROTECT, related_name="accounts")
+    product = models.CharField(_("product"), max_length=20, choices=Product.choices)
+    credit_limit = models.DecimalField(_("limit"), max_digits=14, decimal_places=2, null=True, blank=True)
+    balance = models.DecimalField(_("balance"), max_digits=14, decimal_places=2)
+    opened_on = models.DateField(_("opened on"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.OPEN)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+
+    def __str__(self) -> str:
+        return f"{self.get_product_display()} #{self.pk}"
+
+
+class Merchant(models.Model):
+    class Category(models.TextChoices):
+        GROCERIES = "groceries", _("Groceries")
+        DINING = "dining", _("Dining")
+        TRANSPORT = "transport", _("Transport")
+        UTILITIES = "utilities", _("Utilities and telecom")
+        ELECTRONICS = "electronics", _("Electronics")
+        APPAREL = "apparel", _("Apparel")
+        ONLINE_RETAIL = "online_retail", _("Online retail")
+        TRAVEL = "travel", _("Travel")
+        HEALTHCARE = "healthcare", _("Healthcare")
+        EDUCATION = "education", _("Education")
+        ENTERTAINMENT = "entertainment", _("Entertainment")
+        GAMING = "gaming", _("Online gaming")
+
+    code = models.CharField(_("merchant code"), max_length=12, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    category = models.CharField(_("category"), max_length=20, choices=Category.choices)
+
+    class Meta:
+        verbose_name = _("merchant")
+        verbose_name_plural = _("merchants")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Transaction(models.Model):
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", _("Payment")
+        TRANSFER_IN = "transfer_in", _("Transfer in")
+        TRANSFER_OUT = "transfer_out", _("Transfer out")
+        LOAN_DISBURSEMENT = "loan_disbursement", _("Loan disbursement")
+        REPAYMENT = "repayment", _("Repayment")
+        FUND_BUY = "fund_buy", _("Fund purchase")
+        FUND_REDEEM = "fund_redeem", _("Fund redemption")
+        INSURANCE_PREMIUM = "insurance_premium", _("Insurance premium")
+        FEE = "fee", _("Fee")
+
+    class Channel(models.TextChoices):
+        APP = "app", _("App")
+        QR_CODE = "qr_code", _("QR code")
+        POS = "pos", _("Point of sale")
+        ONLINE = "online", _("Online checkout")
+        BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+        AUTO_DEBIT = "auto_debit", _("Automatic debit")
+
+    id = models.BigAutoField(primary_key=True)
+    # Indexed through consumer_time below; a separate single-column index would only cost writes.
+    consumer = models.ForeignKey(Consumer, on_delete=models.PROTECT, related_name="transactions", db_index=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="transactions")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2)
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="transactions", null=True, blank=True, db_index=False
+    )
+    occurred_at = models.DateTimeField(_("time"))
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    # Repayments only: when the instalment was due and how late it was paid.
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    days_late = models.PositiveSmallIntegerField(_("days late"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
+        indexes = [
+            # A consumer's transactions newest first, keyset-paged on (occurred_at, id).
+            models.Index(fields=["consumer", "-occurred_at", "-id"], name="txn_consumer_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="txn_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(kind="repayment") | models.Q(due_date__isnull=True, days_late__isnull=True),
+                name="txn_due_only_on_repayments",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class Segment(models.Model):
+    """A named set of consumers: a product line, a region, a case list. Access is granted per segment."""
+
+    class Kind(models.TextChoices):
+        PRODUCT_LINE = "product_line", _("Product line")
+        REGION = "region", _("Region")
+        CASE_LIST = "case_list", _("Case list")
+
+    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    description = models.TextField(_("description"), blank=True)
+    consumers = models.ManyToManyField(Consumer, through="SegmentMembership", related_name="segments")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    consumer = models.ForeignKey(Consumer, on_delete=models.PROTECT, related_name="memberships", db_index=False)
+
+    class Meta:
+        verbose_name = _("segment membership")
+        verbose_name_plural = _("segment memberships")
+        constraints = [
+            # Serves "consumers of a segment"; the index below serves "segments of a consumer".
+            models.UniqueConstraint(fields=["segment", "consumer"], name="membership_unique"),
+        ]
+        indexes = [models.Index(fields=["consumer", "segment"], name="membership_consumer_segment")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}:{self.consumer_id}"
