@@ -61,4 +61,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "broker": _broker(), "worker": _workers(), "beat": _beat()}
     # Beat only warns: a web node must keep serving while the singleton beat restarts.
     healthy = all(checks[name]["ok"] for name in ("database", "broker", "worker"))
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+    )

@@ -74,7 +74,9 @@ class User(AbstractUser):
         super().clean()
         if self.organisation is None:
             if self.role != self.Role.ADMIN:
-                raise ValidationError({"organisation": _("Every user but an administrator needs an organisation.")})
+                raise ValidationError(
+                    {"organisation": _("Every user but an administrator needs an organisation.")}
+                )
             return
         allowed = self.ROLE_ORGANISATION_KINDS.get(self.Role(self.role), set())
         if self.organisation.kind not in allowed:
@@ -90,7 +92,7 @@ class User(AbstractUser):
         """Keep the user in their organisation's group (and no other's), so organisation grants reach them."""
         org_groups = Group.objects.filter(organisation__isnull=False)
         current = set(self.groups.filter(organisation__isnull=False).values_list("pk", flat=True))
-        wanted = {self.organisation.group_id} if self.organisation_id else set()
+        wanted = {self.organisation.group_id} if self.organisation is not None else set()
         if current != wanted:
             self.groups.remove(*org_groups.filter(pk__in=current - wanted))
             self.groups.add(*wanted)

@@ -60,15 +60,23 @@ def ensure_reference_data() -> tuple[tuple[int, ...], dict[str, int]]:
     """Create the fixed merchants and the segments if missing; return their ids."""
     merchant_rows = synthetic.merchants()
     Merchant.objects.bulk_create(
-        [Merchant(code=m.code, name=m.name, category=m.category) for m in merchant_rows], ignore_conflicts=True
+        [Merchant(code=m.code, name=m.name, category=m.category) for m in merchant_rows],
+        ignore_conflicts=True,
     )
     by_code = dict(Merchant.objects.values_list("code", "id"))
     for spec in synthetic.SEGMENTS:
         Segment.objects.get_or_create(
             slug=spec.slug,
-            defaults={"name": spec.name, "name_zh": spec.name_zh, "kind": spec.kind, "description": spec.description},
+            defaults={
+                "name": spec.name,
+                "name_zh": spec.name_zh,
+                "kind": spec.kind,
+                "description": spec.description,
+            },
         )
-    segment_ids = dict(Segment.objects.filter(slug__in=[s.slug for s in synthetic.SEGMENTS]).values_list("slug", "id"))
+    segment_ids = dict(
+        Segment.objects.filter(slug__in=[s.slug for s in synthetic.SEGMENTS]).values_list("slug", "id")
+    )
     return tuple(by_code[m.code] for m in merchant_rows), segment_ids
 
 
@@ -81,8 +89,11 @@ def _reserve_ids(model, count: int) -> int:
             cursor.execute(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE')
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
             (sequence,) = cursor.fetchone()
-            cursor.execute("SELECT setval(%s, GREATEST(nextval(%s), (SELECT coalesce(max(id), 0) + 1 FROM "
-                           f'"{table}")) + %s - 1)', [sequence, sequence, count])
+            cursor.execute(
+                "SELECT setval(%s, GREATEST(nextval(%s), (SELECT coalesce(max(id), 0) + 1 FROM "  # noqa: S608
+                f'"{table}")) + %s - 1)',  # the table name comes from the model's _meta
+                [sequence, sequence, count],
+            )
             (last,) = cursor.fetchone()
             return last - count + 1
         cursor.execute(f'SELECT coalesce(max(id), 0) FROM "{table}"')  # noqa: S608 - table name from _meta
@@ -93,7 +104,9 @@ def _reserve_ids(model, count: int) -> int:
         if found:
             cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [first + count - 1, table])
         else:
-            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, first + count - 1])
+            cursor.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, first + count - 1]
+            )
         return first
 
 
@@ -103,7 +116,7 @@ def _chunks(start: int, count: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def _chunk_present(seed: int, first: int, count: int, end: date) -> bool:
-    """Whether this chunk was loaded by an earlier run (chunks are atomic: its first and last consumer tell)."""
+    """Whether an earlier run loaded this chunk (chunks are atomic: its first and last consumer tell)."""
     ids = [synthetic.generate_consumer(seed, i, end).public_id for i in (first, first + count - 1)]
     found = Consumer.objects.filter(public_id__in=ids).count()
     if found == 1:
@@ -173,12 +186,14 @@ def _load_postgresql(plan: LoadPlan, pending, result: LoadResult, progress, work
                 raw = cursor.cursor  # psycopg2's own cursor, for copy_expert
                 for (table, columns), text in zip(TABLES, texts, strict=True):
                     if text:
-                        raw.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', io.StringIO(text))
+                        raw.copy_expert(
+                            f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', io.StringIO(text)
+                        )
             _tally(result, counts)
             if progress:
                 progress(result, plan.count)
     with connection.cursor() as cursor:
-        for table, _columns_ in TABLES:
+        for table, _ in TABLES:
             cursor.execute(f'ANALYZE "{table}"')
 
 
@@ -190,7 +205,10 @@ def _load_sqlite(plan: LoadPlan, pending, result: LoadResult, progress) -> None:
             for (table, columns), table_rows in zip(TABLES, tables, strict=True):
                 if table_rows:
                     marks = ", ".join(["%s"] * len(columns))
-                    cursor.executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})', table_rows)
+                    cursor.executemany(
+                        f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})',  # noqa: S608
+                        table_rows,
+                    )
         _tally(result, tuple(len(table_rows) for table_rows in tables))
         if progress:
             progress(result, plan.count)

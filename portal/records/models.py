@@ -3,6 +3,8 @@
 Rows here are personal data. Nothing reads them for a user except through the access policy.
 """
 
+from __future__ import annotations
+
 import secrets
 
 from django.db import models
@@ -24,7 +26,9 @@ class Consumer(models.Model):
         CLOSED = "closed", _("Closed")
 
     # The only identifier that ever appears in a URL; the sequential id stays inside the database.
-    public_id = models.CharField(_("public id"), max_length=PUBLIC_ID_LENGTH, unique=True, default=new_public_id)
+    public_id = models.CharField(
+        _("public id"), max_length=PUBLIC_ID_LENGTH, unique=True, default=new_public_id
+    )
     name = models.CharField(_("name"), max_length=50)
     resident_id = models.CharField(_("resident ID number"), max_length=18, unique=True)
     phone = models.CharField(_("mobile number"), max_length=11, db_index=True)
@@ -124,7 +128,9 @@ class Transaction(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # Indexed through consumer_time below; a separate single-column index would only cost writes.
-    consumer = models.ForeignKey(Consumer, on_delete=models.PROTECT, related_name="transactions", db_index=False)
+    consumer = models.ForeignKey(
+        Consumer, on_delete=models.PROTECT, related_name="transactions", db_index=False
+    )
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="transactions")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     amount = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2)
@@ -147,7 +153,8 @@ class Transaction(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="txn_amount_positive"),
             models.CheckConstraint(
-                condition=models.Q(kind="repayment") | models.Q(due_date__isnull=True, days_late__isnull=True),
+                condition=models.Q(kind="repayment")
+                | models.Q(due_date__isnull=True, days_late__isnull=True),
                 name="txn_due_only_on_repayments",
             ),
         ]
@@ -169,7 +176,9 @@ class Segment(models.Model):
     name_zh = models.CharField(_("name (Chinese)"), max_length=200)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     description = models.TextField(_("description"), blank=True)
-    consumers = models.ManyToManyField(Consumer, through="SegmentMembership", related_name="segments")
+    consumers: models.ManyToManyField[Consumer, "SegmentMembership"] = models.ManyToManyField(
+        Consumer, through="SegmentMembership", related_name="segments"
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -183,7 +192,9 @@ class Segment(models.Model):
 
 class SegmentMembership(models.Model):
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
-    consumer = models.ForeignKey(Consumer, on_delete=models.PROTECT, related_name="memberships", db_index=False)
+    consumer = models.ForeignKey(
+        Consumer, on_delete=models.PROTECT, related_name="memberships", db_index=False
+    )
 
     class Meta:
         verbose_name = _("segment membership")

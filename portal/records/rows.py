@@ -33,7 +33,7 @@ def money(fen: int | None) -> str | None:
 
 class Timestamps:
     """Formats epoch seconds as timestamp text: Shanghai time with offset for PostgreSQL, naive UTC for SQLite
-    (how Django stores aware datetimes there). Day strings are cached: a chunk spans only two years of days."""
+    (how Django stores aware datetimes there). Day strings are cached: a chunk spans two years of days."""
 
     def __init__(self, offset_hours: int, suffix: str) -> None:
         self.offset = offset_hours * 3600
@@ -50,14 +50,35 @@ class Timestamps:
 
 
 # Column order of each tuple; the loader names the same columns, in this order, in its INSERT and COPY.
-CONSUMER_FIELDS = ("id", "public_id", "name", "resident_id", "phone", "province", "city", "birth_year",
-                   "joined_on", "status")
+CONSUMER_FIELDS = (
+    "id",
+    "public_id",
+    "name",
+    "resident_id",
+    "phone",
+    "province",
+    "city",
+    "birth_year",
+    "joined_on",
+    "status",
+)
 ACCOUNT_FIELDS = ("id", "consumer", "product", "credit_limit", "balance", "opened_on", "status")
-TRANSACTION_FIELDS = ("consumer", "account", "kind", "amount", "merchant", "occurred_at", "channel", "due_date",
-                      "days_late")
+TRANSACTION_FIELDS = (
+    "consumer",
+    "account",
+    "kind",
+    "amount",
+    "merchant",
+    "occurred_at",
+    "channel",
+    "due_date",
+    "days_late",
+)
 MEMBERSHIP_FIELDS = ("segment", "consumer")
 
-Tables = tuple[list[tuple], list[tuple], list[tuple], list[tuple]]  # consumers, accounts, transactions, memberships
+Tables = tuple[
+    list[tuple], list[tuple], list[tuple], list[tuple]
+]  # consumers, accounts, transactions, memberships
 
 
 def generate_rows(plan: LoadPlan, start: int, count: int, timestamp: Callable[[int], str]) -> Tables:
@@ -71,15 +92,46 @@ def generate_rows(plan: LoadPlan, start: int, count: int, timestamp: Callable[[i
         offset = row.index - plan.start
         consumer_id = plan.consumer_base + offset
         account_base = plan.account_base + offset * ACCOUNT_SLOTS
-        consumers.append((consumer_id, row.public_id, row.name, row.resident_id, row.phone, row.province, row.city,
-                          row.birth_year, row.joined_on.isoformat(), row.status))
+        consumers.append(
+            (
+                consumer_id,
+                row.public_id,
+                row.name,
+                row.resident_id,
+                row.phone,
+                row.province,
+                row.city,
+                row.birth_year,
+                row.joined_on.isoformat(),
+                row.status,
+            )
+        )
         for a in row.accounts:
-            accounts.append((account_base + a.slot, consumer_id, a.product, money(a.credit_limit), money(a.balance),
-                             a.opened_on.isoformat(), a.status))
+            accounts.append(
+                (
+                    account_base + a.slot,
+                    consumer_id,
+                    a.product,
+                    money(a.credit_limit),
+                    money(a.balance),
+                    a.opened_on.isoformat(),
+                    a.status,
+                )
+            )
         for slot, kind, amount, merchant, epoch, channel, due, late in row.transactions:
-            transactions.append((consumer_id, account_base + slot, kind, money(amount),
-                                 None if merchant is None else merchant_ids[merchant], timestamp(epoch), channel,
-                                 None if due is None else due.isoformat(), late))
+            transactions.append(
+                (
+                    consumer_id,
+                    account_base + slot,
+                    kind,
+                    money(amount),
+                    None if merchant is None else merchant_ids[merchant],
+                    timestamp(epoch),
+                    channel,
+                    None if due is None else due.isoformat(),
+                    late,
+                )
+            )
         memberships.extend((segment_ids[slug], consumer_id) for slug in row.segments)
     return consumers, accounts, transactions, memberships
 

@@ -2,8 +2,8 @@
 
 Consumer number i of seed s is a pure function of (s, i, end): any chunk can be generated on its own, in any
 order or process, and the same rows come out. Each consumer carries a hidden risk that drives late repayment
-and default, so "90+ days past due within 12 months after an as-of date" is a real, learnable outcome; the risk
-itself is never written to the database.
+and default, so "90+ days past due within 12 months after an as-of date" is a real, learnable outcome; the
+risk itself is never written to the database.
 
 Times are whole seconds since the Unix epoch; amounts are whole fen (CNY cents). Writers format them.
 """
@@ -23,29 +23,100 @@ HISTORY_DAYS = 730  # two years of transactions before the end date
 # --- Geography: provinces with real division codes, weighted by population ---------------------------
 # (province, English name, weight, [(city, English name, [district codes])])
 PROVINCES: list[tuple[str, str, int, list[tuple[str, str, list[str]]]]] = [
-    ("广东", "Guangdong", 9, [("广州", "Guangzhou", ["440103", "440104", "440106"]),
-                              ("深圳", "Shenzhen", ["440303", "440304", "440305"]),
-                              ("东莞", "Dongguan", ["441900"]), ("佛山", "Foshan", ["440604", "440605"])]),
-    ("山东", "Shandong", 7, [("济南", "Jinan", ["370102", "370103"]), ("青岛", "Qingdao", ["370202", "370203"]),
-                             ("烟台", "Yantai", ["370602", "370613"])]),
-    ("河南", "Henan", 7, [("郑州", "Zhengzhou", ["410102", "410103", "410104"]),
-                          ("洛阳", "Luoyang", ["410302", "410303"]), ("南阳", "Nanyang", ["411302"])]),
-    ("江苏", "Jiangsu", 6, [("南京", "Nanjing", ["320102", "320104"]), ("苏州", "Suzhou", ["320505", "320506"]),
-                            ("无锡", "Wuxi", ["320205", "320206"])]),
-    ("四川", "Sichuan", 6, [("成都", "Chengdu", ["510104", "510105", "510106", "510107"]),
-                            ("绵阳", "Mianyang", ["510703"]), ("南充", "Nanchong", ["511302"])]),
-    ("河北", "Hebei", 5, [("石家庄", "Shijiazhuang", ["130102", "130104"]), ("保定", "Baoding", ["130602"]),
-                          ("唐山", "Tangshan", ["130202"])]),
-    ("湖南", "Hunan", 5, [("长沙", "Changsha", ["430102", "430103", "430104"]), ("衡阳", "Hengyang", ["430405"])]),
-    ("浙江", "Zhejiang", 5, [("杭州", "Hangzhou", ["330102", "330105", "330106"]),
-                             ("宁波", "Ningbo", ["330203"]), ("温州", "Wenzhou", ["330302"])]),
+    (
+        "广东",
+        "Guangdong",
+        9,
+        [
+            ("广州", "Guangzhou", ["440103", "440104", "440106"]),
+            ("深圳", "Shenzhen", ["440303", "440304", "440305"]),
+            ("东莞", "Dongguan", ["441900"]),
+            ("佛山", "Foshan", ["440604", "440605"]),
+        ],
+    ),
+    (
+        "山东",
+        "Shandong",
+        7,
+        [
+            ("济南", "Jinan", ["370102", "370103"]),
+            ("青岛", "Qingdao", ["370202", "370203"]),
+            ("烟台", "Yantai", ["370602", "370613"]),
+        ],
+    ),
+    (
+        "河南",
+        "Henan",
+        7,
+        [
+            ("郑州", "Zhengzhou", ["410102", "410103", "410104"]),
+            ("洛阳", "Luoyang", ["410302", "410303"]),
+            ("南阳", "Nanyang", ["411302"]),
+        ],
+    ),
+    (
+        "江苏",
+        "Jiangsu",
+        6,
+        [
+            ("南京", "Nanjing", ["320102", "320104"]),
+            ("苏州", "Suzhou", ["320505", "320506"]),
+            ("无锡", "Wuxi", ["320205", "320206"]),
+        ],
+    ),
+    (
+        "四川",
+        "Sichuan",
+        6,
+        [
+            ("成都", "Chengdu", ["510104", "510105", "510106", "510107"]),
+            ("绵阳", "Mianyang", ["510703"]),
+            ("南充", "Nanchong", ["511302"]),
+        ],
+    ),
+    (
+        "河北",
+        "Hebei",
+        5,
+        [
+            ("石家庄", "Shijiazhuang", ["130102", "130104"]),
+            ("保定", "Baoding", ["130602"]),
+            ("唐山", "Tangshan", ["130202"]),
+        ],
+    ),
+    (
+        "湖南",
+        "Hunan",
+        5,
+        [("长沙", "Changsha", ["430102", "430103", "430104"]), ("衡阳", "Hengyang", ["430405"])],
+    ),
+    (
+        "浙江",
+        "Zhejiang",
+        5,
+        [
+            ("杭州", "Hangzhou", ["330102", "330105", "330106"]),
+            ("宁波", "Ningbo", ["330203"]),
+            ("温州", "Wenzhou", ["330302"]),
+        ],
+    ),
     ("安徽", "Anhui", 4, [("合肥", "Hefei", ["340102", "340103"]), ("芜湖", "Wuhu", ["340202"])]),
-    ("湖北", "Hubei", 4, [("武汉", "Wuhan", ["420102", "420103", "420106"]), ("宜昌", "Yichang", ["420502"])]),
+    (
+        "湖北",
+        "Hubei",
+        4,
+        [("武汉", "Wuhan", ["420102", "420103", "420106"]), ("宜昌", "Yichang", ["420502"])],
+    ),
     ("广西", "Guangxi", 4, [("南宁", "Nanning", ["450102", "450103"]), ("柳州", "Liuzhou", ["450202"])]),
     ("云南", "Yunnan", 3, [("昆明", "Kunming", ["530102", "530103"]), ("曲靖", "Qujing", ["530302"])]),
     ("江西", "Jiangxi", 3, [("南昌", "Nanchang", ["360102", "360103"]), ("赣州", "Ganzhou", ["360702"])]),
     ("辽宁", "Liaoning", 3, [("沈阳", "Shenyang", ["210102", "210103"]), ("大连", "Dalian", ["210202"])]),
-    ("福建", "Fujian", 3, [("福州", "Fuzhou", ["350102", "350103"]), ("厦门", "Xiamen", ["350203", "350206"])]),
+    (
+        "福建",
+        "Fujian",
+        3,
+        [("福州", "Fuzhou", ["350102", "350103"]), ("厦门", "Xiamen", ["350203", "350206"])],
+    ),
     ("陕西", "Shaanxi", 3, [("西安", "Xi'an", ["610102", "610103", "610104"])]),
     ("重庆", "Chongqing", 3, [("重庆", "Chongqing", ["500101", "500103", "500104", "500105", "500106"])]),
     ("贵州", "Guizhou", 3, [("贵阳", "Guiyang", ["520102", "520103"])]),
@@ -76,7 +147,9 @@ AREA_SLOTS = _build_area_slots()
 BIRTH_YEARS = 45  # adults aged 20 to 64 at the end date
 SEQUENCE_NUMBERS = 1000
 IDENTITY_SPACE = len(AREA_SLOTS) * BIRTH_YEARS * 365 * SEQUENCE_NUMBERS
-_IDENTITY_MULTIPLIER = 1_000_000_007  # prime, coprime with IDENTITY_SPACE: i -> (a*i + b) mod N is a bijection
+_IDENTITY_MULTIPLIER = (
+    1_000_000_007  # prime, coprime with IDENTITY_SPACE: i -> (a*i + b) mod N is a bijection
+)
 
 RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 RESIDENT_ID_CHECK = "10X98765432"
@@ -97,14 +170,47 @@ def resident_id_is_valid(value: str) -> bool:
     )
 
 
-MOBILE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "155", "156",
-                   "157", "158", "159", "166", "176", "177", "180", "181", "182", "185", "186", "187", "188",
-                   "189", "191", "198", "199")
+MOBILE_PREFIXES = (
+    "130",
+    "131",
+    "132",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "155",
+    "156",
+    "157",
+    "158",
+    "159",
+    "166",
+    "176",
+    "177",
+    "180",
+    "181",
+    "182",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "191",
+    "198",
+    "199",
+)
 PHONE_SPACE = len(MOBILE_PREFIXES) * 100_000_000
 _PHONE_MULTIPLIER = 2_147_483_647  # prime, coprime with PHONE_SPACE
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程魏苏吕丁任沈姚卢"
-GIVEN_CHARS = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国文辉鑫宇浩然子涵欣怡梓轩佳琪思雨博文晨阳俊熙"
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程魏苏吕丁任沈姚卢"
+)
+GIVEN_CHARS = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国文辉鑫宇浩然子涵欣怡梓轩佳琪思雨博文晨阳俊熙"
+)
 
 PUBLIC_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -138,15 +244,18 @@ class MerchantRow:
 def merchants() -> list[MerchantRow]:
     """The fixed merchant list (the same for every seed): MERCHANTS_PER_CATEGORY per category."""
     rng = random.Random(20_240_101)
-    rows = []
+    rows: list[MerchantRow] = []
     for category, _share, _median, _spread, stems in CATEGORIES:
         stem_list = stems.split()
         for k in range(MERCHANTS_PER_CATEGORY):
             city = rng.choice(AREA_SLOTS)[1]
             stem = stem_list[k % len(stem_list)]
             index = len(rows)
-            rows.append(MerchantRow(index, f"M{index + 1:06d}", f"{stem}（{city}{k // len(stem_list) + 1}店）",
-                                    category))
+            rows.append(
+                MerchantRow(
+                    index, f"M{index + 1:06d}", f"{stem}（{city}{k // len(stem_list) + 1}店）", category
+                )
+            )
     return rows
 
 
@@ -161,21 +270,55 @@ class SegmentSpec:
 
 
 SEGMENTS = [
-    SegmentSpec("chengdu-chongqing-consumer-finance", "Chengdu–Chongqing consumer-finance loans",
-                "成渝消费金融贷款", "product_line",
-                "Instalment and cash loans to residents of Chongqing and Sichuan."),
-    SegmentSpec("yangtze-river-delta", "Yangtze River Delta residents", "长三角地区居民", "region",
-                "Consumers living in Shanghai, Jiangsu, Zhejiang or Anhui."),
-    SegmentSpec("revolving-credit", "Revolving credit lines, nationwide", "全国循环信用额度", "product_line",
-                "Every consumer with a revolving credit line."),
-    SegmentSpec("cash-loans", "Cash loans, nationwide", "全国现金贷款", "product_line",
-                "Every consumer with a cash loan."),
-    SegmentSpec("young-borrowers", "Borrowers under 30", "30岁以下借款人", "product_line",
-                "Consumers under 30 with any credit product."),
-    SegmentSpec("greater-bay-area", "Greater Bay Area residents (Guangdong)", "粤港澳大湾区（广东）居民", "region",
-                "Consumers living in Guangdong."),
-    SegmentSpec("case-2026-017", "Case 2026-017: disputed repayment records", "案件 2026-017：还款记录争议",
-                "case_list", "Borrowers named in a complaint about repayment records."),
+    SegmentSpec(
+        "chengdu-chongqing-consumer-finance",
+        "Chengdu–Chongqing consumer-finance loans",
+        "成渝消费金融贷款",
+        "product_line",
+        "Instalment and cash loans to residents of Chongqing and Sichuan.",
+    ),
+    SegmentSpec(
+        "yangtze-river-delta",
+        "Yangtze River Delta residents",
+        "长三角地区居民",
+        "region",
+        "Consumers living in Shanghai, Jiangsu, Zhejiang or Anhui.",
+    ),
+    SegmentSpec(
+        "revolving-credit",
+        "Revolving credit lines, nationwide",
+        "全国循环信用额度",
+        "product_line",
+        "Every consumer with a revolving credit line.",
+    ),
+    SegmentSpec(
+        "cash-loans",
+        "Cash loans, nationwide",
+        "全国现金贷款",
+        "product_line",
+        "Every consumer with a cash loan.",
+    ),
+    SegmentSpec(
+        "young-borrowers",
+        "Borrowers under 30",
+        "30岁以下借款人",
+        "product_line",
+        "Consumers under 30 with any credit product.",
+    ),
+    SegmentSpec(
+        "greater-bay-area",
+        "Greater Bay Area residents (Guangdong)",
+        "粤港澳大湾区（广东）居民",
+        "region",
+        "Consumers living in Guangdong.",
+    ),
+    SegmentSpec(
+        "case-2026-017",
+        "Case 2026-017: disputed repayment records",
+        "案件 2026-017：还款记录争议",
+        "case_list",
+        "Borrowers named in a complaint about repayment records.",
+    ),
 ]
 
 PRODUCTS = ("wallet", "credit_line", "instalment_loan", "cash_loan", "money_fund", "insurance")
@@ -285,7 +428,9 @@ def generate_consumer(seed: int, index: int, end: date) -> ConsumerRow:
 
     # Hidden risk: an annual probability of default, worse for the young.
     z = gauss(0.0, 1.0)
-    risk = 1.0 / (1.0 + math.exp(-(-4.0 + 2.1 * z + (0.45 if age < 26 else 0.0) - (0.25 if age > 45 else 0.0))))
+    risk = 1.0 / (
+        1.0 + math.exp(-(-4.0 + 2.1 * z + (0.45 if age < 26 else 0.0) - (0.25 if age > 45 else 0.0)))
+    )
 
     window_start = end - timedelta(days=HISTORY_DAYS)
     tenure = int(expo(1 / 1100)) + 45
@@ -349,7 +494,18 @@ def generate_consumer(seed: int, index: int, end: date) -> ConsumerRow:
         paid = epoch_of(due) + days_late * DAY + randint(8 * 3600, 22 * 3600)
         if paid >= end_epoch:
             return -1  # still outstanding at the end date: nothing happened yet
-        add((slot_, "repayment", amount, None, paid, "auto_debit" if days_late == 0 else "app", due, days_late))
+        add(
+            (
+                slot_,
+                "repayment",
+                amount,
+                None,
+                paid,
+                "auto_debit" if days_late == 0 else "app",
+                due,
+                days_late,
+            )
+        )
         if days_late > 0:
             fee = min(amount // 20 + 500, 5_000 + days_late * 100)
             add((slot_, "fee", fee, None, paid + 1, "auto_debit", None, None))
@@ -395,8 +551,18 @@ def generate_consumer(seed: int, index: int, end: date) -> ConsumerRow:
                 # Spending outside the sampled payments: one aggregated online purchase per month.
                 when = max(epoch_of(month), cl_start) + randint(0, 27 * DAY)
                 if when < end_epoch:
-                    add((1, "payment", top_up, 4 * MERCHANTS_PER_CATEGORY + randint(0, MERCHANTS_PER_CATEGORY - 1),
-                         when, "online", None, None))
+                    add(
+                        (
+                            1,
+                            "payment",
+                            top_up,
+                            4 * MERCHANTS_PER_CATEGORY + randint(0, MERCHANTS_PER_CATEGORY - 1),
+                            when,
+                            "online",
+                            None,
+                            None,
+                        )
+                    )
                     spent += top_up
             if spent:
                 due = _add_months(month, 1).replace(day=10)
@@ -417,8 +583,18 @@ def generate_consumer(seed: int, index: int, end: date) -> ConsumerRow:
         outstanding = principal
         instalment = int(principal * (1.0 + 0.012 * term)) // term
         if loan.opened_on >= history_start:
-            add((slot_, "loan_disbursement", principal, None, epoch_of(loan.opened_on) + randint(9 * 3600, 20 * 3600),
-                 "app", None, None))
+            add(
+                (
+                    slot_,
+                    "loan_disbursement",
+                    principal,
+                    None,
+                    epoch_of(loan.opened_on) + randint(9 * 3600, 20 * 3600),
+                    "app",
+                    None,
+                    None,
+                )
+            )
         for k in range(1, term + 1):
             due = _add_months(loan.opened_on, k)
             if due >= end:
@@ -481,8 +657,23 @@ def generate_consumer(seed: int, index: int, end: date) -> ConsumerRow:
         segments.append("case-2026-017")
 
     status = "frozen" if default_day is not None and rand() < 0.2 else "active"
-    return ConsumerRow(index, public_id, name, resident_id, phone, province, city, birth_year, joined_on, status,
-                       segments, accounts, txns, risk, default_day)
+    return ConsumerRow(
+        index,
+        public_id,
+        name,
+        resident_id,
+        phone,
+        province,
+        city,
+        birth_year,
+        joined_on,
+        status,
+        segments,
+        accounts,
+        txns,
+        risk,
+        default_day,
+    )
 
 
 def generate(seed: int, start: int, count: int, end: date) -> Iterator[ConsumerRow]:

@@ -1,7 +1,7 @@
 """manage.py seed_demo: the small, deterministic demo world of SPEC §8. Running it twice changes nothing."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from portal.accounts.models import Organisation, User
@@ -12,12 +12,30 @@ DEMO_CONSUMERS = 3_000
 
 ORGANISATIONS = [
     # (short name, kind, name, Chinese name)
-    ("pbc-crc", Organisation.Kind.REGULATOR, "Credit Reference Center, People's Bank of China",
-     "中国人民银行征信中心"),
-    ("nfra", Organisation.Kind.REGULATOR, "National Financial Regulatory Administration", "国家金融监督管理总局"),
-    ("state-capital-a", Organisation.Kind.SHAREHOLDER, "State Capital Investment Holdings", "国有资本投资控股公司"),
-    ("state-capital-b", Organisation.Kind.SHAREHOLDER, "Provincial State Assets Operation Co.",
-     "省国有资产运营公司"),
+    (
+        "pbc-crc",
+        Organisation.Kind.REGULATOR,
+        "Credit Reference Center, People's Bank of China",
+        "中国人民银行征信中心",
+    ),
+    (
+        "nfra",
+        Organisation.Kind.REGULATOR,
+        "National Financial Regulatory Administration",
+        "国家金融监督管理总局",
+    ),
+    (
+        "state-capital-a",
+        Organisation.Kind.SHAREHOLDER,
+        "State Capital Investment Holdings",
+        "国有资本投资控股公司",
+    ),
+    (
+        "state-capital-b",
+        Organisation.Kind.SHAREHOLDER,
+        "Provincial State Assets Operation Co.",
+        "省国有资产运营公司",
+    ),
     ("operator", Organisation.Kind.OPERATOR, "Credit Scoring Joint Venture", "信用评分合资公司"),
 ]
 
@@ -37,6 +55,8 @@ class Command(BaseCommand):
     help = "Create the demo world: organisations, the named users, segments, consumers and transactions."
 
     def handle(self, *args, **options) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo creates accounts with a published password: never in production")
         with transaction.atomic():
             organisations = self.seed_organisations()
             created = self.seed_users(organisations)

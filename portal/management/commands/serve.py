@@ -1,4 +1,4 @@
-"""manage.py serve: the development server, with the periodic schedule fired in-process when there is no broker."""
+"""manage.py serve: the development server; with no broker it also fires the periodic schedule in-process."""
 
 from django.conf import settings
 from django.core.management import call_command
@@ -8,7 +8,9 @@ from portal.celery import EmbeddedBeat
 
 
 class Command(BaseCommand):
-    help = "Serve the portal (runserver without autoreload) and, in the embedded default, run the beat schedule."
+    help = (
+        "Serve the portal (runserver without autoreload) and, in the embedded default, run the beat schedule."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")

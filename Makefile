@@ -1,0 +1,23 @@
+PY := .venv/bin/python
+
+.PHONY: serve test check format bench-load
+
+serve:
+	python3 dev.py serve
+
+test:
+	python3 dev.py test
+
+check:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+format:
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench-load:
+	$(PY) bench/load.py

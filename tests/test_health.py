@@ -1,0 +1,71 @@
+"""GET /healthz reports the database, the broker, the workers and beat."""
+
+import time
+
+import pytest
+from django.core.cache import cache
+
+from portal.celery import EmbeddedBeat, app
+from portal.tasks import BEAT_HEARTBEAT_KEY, beat_heartbeat
+
+
+@pytest.mark.django_db
+def test_healthz_is_public_and_reports_every_part(client, settings):
+    response = client.get("/healthz")
+    body = response.json()
+    assert set(body) == {"status", "database", "broker", "worker", "beat"}
+    assert body["database"]["ok"] is True
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        assert response.status_code == 200
+        assert body["worker"]["mode"] == "in-process"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_beat_from_its_last_heartbeat(client):
+    cache.delete(BEAT_HEARTBEAT_KEY)
+    assert client.get("/healthz").json()["beat"]["ok"] is False
+    beat_heartbeat()
+    assert client.get("/healthz").json()["beat"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_healthz_refuses_writes(client):
+    assert client.post("/healthz").status_code == 405
+
+
+def test_the_embedded_beat_fires_the_schedule(settings):
+    cache.delete(BEAT_HEARTBEAT_KEY)
+    app.conf.beat_schedule = {"beat-heartbeat": {"task": "portal.beat_heartbeat", "schedule": 0.2}}
+    beat = EmbeddedBeat(tick_seconds=0.05)
+    try:
+        beat.start()
+        beat.join(timeout=1.5)
+    finally:
+        beat.stopping.set()
+        beat.join(timeout=5)
+        app.conf.beat_schedule = settings.CELERY_BEAT_SCHEDULE
+    assert cache.get(BEAT_HEARTBEAT_KEY) is not None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_healthz_sees_a_real_worker_through_redis(client, celery_worker_process):
+    body = client.get("/healthz").json()
+    assert body["broker"] == {"ok": True, "mode": "redis"}
+    assert body["worker"]["ok"] is True and body["worker"]["responding"]
+    # A task sent through the broker runs in the worker, which writes the heartbeat to the shared cache.
+    cache.delete(BEAT_HEARTBEAT_KEY)
+    beat_heartbeat.delay()  # results are not stored: watch the cache instead
+    deadline = time.monotonic() + 20
+    while cache.get(BEAT_HEARTBEAT_KEY) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.get("/healthz").json()["beat"]["ok"] is True
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_healthz_is_unavailable_without_a_worker(client, monkeypatch):
+    monkeypatch.setattr(app.control, "ping", lambda **kwargs: [])
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["worker"]["ok"] is False
