@@ -176,7 +176,7 @@ class Segment(models.Model):
     name_zh = models.CharField(_("name (Chinese)"), max_length=200)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     description = models.TextField(_("description"), blank=True)
-    consumers: models.ManyToManyField[Consumer, "SegmentMembership"] = models.ManyToManyField(
+    consumers: models.ManyToManyField[Consumer, SegmentMembership] = models.ManyToManyField(
         Consumer, through="SegmentMembership", related_name="segments"
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
