@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "portal",
     "portal.accounts",
@@ -79,6 +80,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost but for security headers: it sees every response, whatever produced it, and writes the
+    # audit event before any of it leaves (SPEC §4).
+    "audit.middleware.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -210,6 +214,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Sealing the audit trail must never wait behind a score refresh: each kind of work has its own queue.
+CELERY_TASK_ROUTES = {
+    "audit.*": {"queue": "audit"},
+    "scoring.*": {"queue": "scoring"},
+    "exports.*": {"queue": "exports"},
+}
 # The embedded beat runs inside `manage.py serve` when there is no broker; off for tests and workers.
 PORTAL_EMBEDDED_BEAT = envbool("PORTAL_EMBEDDED_BEAT", "false" if REDIS_URL else "true")
 
@@ -218,6 +228,14 @@ BEAT_HEARTBEAT_SECONDS = 30.0
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Proves to /healthz that beat is alive and a worker executes what it sends.
     "beat-heartbeat": {"task": "portal.beat_heartbeat", "schedule": BEAT_HEARTBEAT_SECONDS},
+    "audit-seal": {"task": "audit.seal_events", "schedule": envint("AUDIT_SEAL_SECONDS", "2")},
+    "audit-checkpoint": {
+        "task": "audit.publish_checkpoint",
+        "schedule": envint("AUDIT_CHECKPOINT_SECONDS", "60"),
+    },
+    "access-expire-grants": {"task": "access.expire_grants", "schedule": 60.0},
+    "scoring-incremental-refresh": {"task": "scoring.start_incremental_refresh", "schedule": 15 * 60.0},
+    "scoring-requeue-expired-chunks": {"task": "scoring.requeue_expired_chunks", "schedule": 60.0},
 }
 
 # Shared between web, workers and beat when Redis is there; per process in the embedded default.
@@ -232,6 +250,21 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+
+# --- Audit trail (SPEC §4) ------------------------------------------------------------------------
+# Ed25519 private key (32 raw bytes, base64) that signs checkpoints. Without one, development and tests use a
+# key file kept under VAR_DIR; production refuses to start without it.
+AUDIT_SIGNING_KEY = envstr("AUDIT_SIGNING_KEY", "")
+if PRODUCTION and not AUDIT_SIGNING_KEY:
+    raise ImproperlyConfigured("Set AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE) in production")
+# Key of the HMAC that stands in for search terms in the trail (the term itself is never stored).
+AUDIT_QUERY_HMAC_KEY = envstr("AUDIT_QUERY_HMAC_KEY", "") or f"audit-query:{SECRET_KEY}"
+# Proxies whose X-Forwarded-For is believed (IP addresses or CIDR networks); the client IP is otherwise the peer.
+TRUSTED_PROXIES = [p.strip() for p in envstr("TRUSTED_PROXIES", "").split(",") if p.strip()]
+# Unsealed events older than this make audit_verify and /healthz warn.
+AUDIT_PENDING_WARNING_SECONDS = 60
+# The reviewed list of paths that serve no consumer data and are not audited (prefixes). Everything else is.
+AUDIT_EXEMPT_PATH_PREFIXES = ["/healthz", "/static/", "/api/schema/", "/api/docs/", "/favicon.ico"]
 
 # --- Logging --------------------------------------------------------------------------------------
 LOGGING = {

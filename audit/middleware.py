@@ -1,0 +1,86 @@
+"""The one recorder on every URL: each request outside the reviewed exempt list writes its audit event after
+the view has produced its response and before any byte of it leaves. If the write fails, the response is
+replaced by a 503 that carries no data (fail-closed, SPEC §4).
+
+Views do not run inside a request-wide transaction (no ATOMIC_REQUESTS), so a denial that a view answers with
+403 or 404 is never rolled back with the view's work: the event commits on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from audit import recorder
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def is_exempt(path: str) -> bool:
+    return any(path == p.rstrip("/") or path.startswith(p) for p in settings.AUDIT_EXEMPT_PATH_PREFIXES)
+
+
+def _request_id(request: HttpRequest) -> str:
+    supplied = request.headers.get(REQUEST_ID_HEADER, "")
+    if supplied and len(supplied) <= 64 and supplied.replace("-", "").isalnum():
+        return supplied
+    return uuid.uuid4().hex
+
+
+def _action(request: HttpRequest, note: recorder.AuditNote) -> str:
+    if note.action:
+        return note.action
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.view_name:
+        return match.view_name
+    return "http.unresolved"
+
+
+class AuditMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_exempt(request.path):
+            return self.get_response(request)
+        request_id = _request_id(request)
+        note = recorder.note_for(request)
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        try:
+            recorder.record(
+                actor=user,
+                actor_username=note.actor_username,
+                action=_action(request, note),
+                outcome=note.outcome or recorder.outcome_for_status(response.status_code),
+                method=request.method or "",
+                path=request.path,
+                query=recorder.sanitised_query(request),
+                status=response.status_code,
+                request_id=request_id,
+                client_ip=recorder.client_ip(request),
+                user_agent=request.headers.get("User-Agent", ""),
+                grant_id=note.grant_id,
+                purpose=note.purpose,
+                resource_kind=note.resource_kind,
+                requested_id=note.requested_id,
+                subjects=note.subjects,
+                row_count=note.row_count if note.row_count is not None else len(note.subjects),
+                search_term=note.search_term,
+                export_sha256=note.export_sha256,
+            )
+        except recorder.AuditWriteError:
+            if hasattr(response, "close"):
+                response.close()
+            failed = JsonResponse(
+                {"detail": "The audit trail is unavailable, so no data can be served. Try again later."},
+                status=503,
+            )
+            failed[REQUEST_ID_HEADER] = request_id
+            failed["Retry-After"] = "30"
+            return failed
+        response[REQUEST_ID_HEADER] = request_id
+        return response

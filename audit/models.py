@@ -1,0 +1,91 @@
+"""The audit trail: one event per audited request or action, with the consumers it touched.
+
+Rows are append-only (database triggers refuse UPDATE, DELETE and TRUNCATE, except the one-time filling of
+the chain columns by the sealer). Subjects are plain public ids and grants plain ids, so the trail outlives
+any row it mentions and this app depends on nothing of the portal's but the user model.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditEvent(models.Model):
+    class Outcome(models.TextChoices):
+        ALLOWED = "allowed", _("Allowed")
+        DENIED = "denied", _("Denied")
+        ERROR = "error", _("Error")
+
+    id = models.BigAutoField(primary_key=True)  # the sequence number
+    occurred_at = models.DateTimeField(_("time"), default=timezone.now)
+    # No database constraint: deleting a user must never touch (or be blocked by) the append-only trail.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_username = models.CharField(_("username"), max_length=150, blank=True)
+    actor_organisation = models.CharField(_("organisation"), max_length=200, blank=True)
+    actor_role = models.CharField(_("role"), max_length=20, blank=True)
+    action = models.CharField(_("action"), max_length=100)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
+    method = models.CharField(_("HTTP method"), max_length=10, blank=True)
+    path = models.CharField(_("path"), max_length=500, blank=True)
+    query = models.JSONField(_("query"), default=dict, blank=True)  # sanitised: never the search term
+    status = models.PositiveSmallIntegerField(_("status"), null=True, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    grant_id = models.BigIntegerField(_("grant"), null=True, blank=True)
+    purpose = models.TextField(_("purpose"), blank=True)
+    resource_kind = models.CharField(_("resource kind"), max_length=30, blank=True)
+    requested_id = models.CharField(_("requested id"), max_length=100, blank=True)
+    row_count = models.PositiveIntegerField(_("rows"), default=0)
+    search_hash = models.CharField(_("search term (HMAC)"), max_length=64, blank=True)
+    export_sha256 = models.CharField(_("export SHA-256"), max_length=64, blank=True)
+    # Filled once by the sealer: a gap-free position, the previous event's hash and this event's hash.
+    chain_position = models.BigIntegerField(_("chain position"), null=True, blank=True, unique=True)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
+    hash = models.CharField(_("hash"), max_length=64, blank=True)
+    sealed_at = models.DateTimeField(_("sealed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        indexes = [
+            models.Index(fields=["occurred_at", "id"], name="audit_time"),
+            models.Index(fields=["actor_username", "occurred_at"], name="audit_actor_time"),
+            models.Index(fields=["actor_organisation", "occurred_at"], name="audit_org_time"),
+            models.Index(fields=["action", "occurred_at"], name="audit_action_time"),
+            models.Index(fields=["outcome", "occurred_at"], name="audit_outcome_time"),
+            # The sealer's work list: unsealed events in id order.
+            models.Index(
+                fields=["id"], name="audit_unsealed", condition=models.Q(chain_position__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.outcome}"
+
+
+class AuditSubject(models.Model):
+    """One consumer whose data an event returned (or asked for): the per-consumer access log reads these."""
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(
+        AuditEvent, on_delete=models.DO_NOTHING, related_name="subjects", db_index=False
+    )
+    public_id = models.CharField(_("consumer public id"), max_length=32)
+
+    class Meta:
+        verbose_name = _("audit subject")
+        verbose_name_plural = _("audit subjects")
+        constraints = [models.UniqueConstraint(fields=["event", "public_id"], name="audit_subject_unique")]
+        indexes = [models.Index(fields=["public_id", "event"], name="audit_subject_consumer")]
+
+    def __str__(self) -> str:
+        return self.public_id

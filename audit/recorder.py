@@ -1,0 +1,171 @@
+"""Writing audit events. The middleware calls `record` for every audited request; views describe what they
+served by filling the request's AuditNote; actions outside a request (score runs, grant expiry) call
+`record` directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+
+from audit.models import AuditEvent, AuditSubject
+
+logger = logging.getLogger(__name__)
+
+# Query parameters never stored, not even hashed: they carry secrets, not intent.
+SECRET_PARAMETERS = frozenset({"password", "token", "otp", "secret", "key"})
+SEARCH_PARAMETER = "q"
+MAX_QUERY_VALUE = 200
+
+
+class AuditWriteError(Exception):
+    """The event could not be written; whatever it was about must not be served."""
+
+
+@dataclass
+class AuditNote:
+    """What a view served, told to the recorder. Everything is optional; the middleware fills the rest."""
+
+    action: str = ""
+    outcome: str = ""  # overrides the outcome derived from the status code
+    resource_kind: str = ""
+    requested_id: str = ""
+    subjects: list[str] = field(default_factory=list)
+    row_count: int | None = None
+    grant_id: int | None = None
+    purpose: str = ""
+    search_term: str | None = None
+    export_sha256: str = ""
+    actor_username: str = ""  # for failed logins: the name that was tried
+
+
+def note_for(request: Any) -> AuditNote:
+    """The AuditNote of a request (a Django HttpRequest or a DRF Request wrapping one)."""
+    http_request = getattr(request, "_request", request)
+    note = getattr(http_request, "audit_note", None)
+    if note is None:
+        note = http_request.audit_note = AuditNote()
+    return note
+
+
+def search_hash(term: str) -> str:
+    return hmac.new(settings.AUDIT_QUERY_HMAC_KEY.encode(), term.encode(), hashlib.sha256).hexdigest()
+
+
+def _trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for proxy in settings.TRUSTED_PROXIES:
+        try:
+            if ip in ipaddress.ip_network(proxy, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The peer address; behind trusted proxies, the nearest X-Forwarded-For hop that is not one of them."""
+    address = request.META.get("REMOTE_ADDR", "")
+    if _trusted(address):
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            address = hop
+            if not _trusted(hop):
+                break
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+def sanitised_query(request: HttpRequest) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    for key in request.GET:
+        if key == SEARCH_PARAMETER or key.lower() in SECRET_PARAMETERS:
+            continue
+        values = [v[:MAX_QUERY_VALUE] for v in request.GET.getlist(key)]
+        query[key[:MAX_QUERY_VALUE]] = values[0] if len(values) == 1 else values
+    return query
+
+
+def outcome_for_status(status: int) -> str:
+    if status >= 500:
+        return AuditEvent.Outcome.ERROR
+    if status >= 400:
+        return AuditEvent.Outcome.DENIED
+    return AuditEvent.Outcome.ALLOWED
+
+
+def record(
+    *,
+    actor: Any = None,
+    action: str,
+    outcome: str,
+    method: str = "",
+    path: str = "",
+    query: dict[str, Any] | None = None,
+    status: int | None = None,
+    request_id: str = "",
+    client_ip: str | None = None,
+    user_agent: str = "",
+    grant_id: int | None = None,
+    purpose: str = "",
+    resource_kind: str = "",
+    requested_id: str = "",
+    subjects: list[str] | tuple[str, ...] = (),
+    row_count: int = 0,
+    search_term: str | None = None,
+    export_sha256: str = "",
+    actor_username: str = "",
+) -> AuditEvent:
+    """Write one event and its subjects durably (committed when this returns, outside any atomic block).
+
+    Raises AuditWriteError when it cannot; the caller must then serve nothing.
+    """
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    organisation = getattr(actor, "organisation", None) if authenticated else None
+    event = AuditEvent(
+        actor=actor if authenticated else None,
+        actor_username=(actor.get_username() if authenticated else actor_username)[:150],
+        actor_organisation=str(organisation or "")[:200],
+        actor_role=(getattr(actor, "role", "") if authenticated else "")[:20],
+        action=action[:100],
+        outcome=outcome,
+        method=method[:10],
+        path=path[:500],
+        query=query or {},
+        status=status,
+        request_id=request_id[:64],
+        client_ip=client_ip,
+        user_agent=user_agent[:300],
+        grant_id=grant_id,
+        purpose=purpose,
+        resource_kind=resource_kind[:30],
+        requested_id=requested_id[:100],
+        row_count=row_count,
+        search_hash=search_hash(search_term) if search_term else "",
+        export_sha256=export_sha256,
+    )
+    unique_subjects = list(dict.fromkeys(s for s in subjects if s))
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+            if unique_subjects:
+                AuditSubject.objects.bulk_create(
+                    [AuditSubject(event=event, public_id=public_id[:32]) for public_id in unique_subjects]
+                )
+    except Exception as exc:
+        logger.exception("audit event %s could not be written", action)
+        raise AuditWriteError(str(exc)) from exc
+    return event
