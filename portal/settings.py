@@ -259,7 +259,7 @@ if PRODUCTION and not AUDIT_SIGNING_KEY:
     raise ImproperlyConfigured("Set AUDIT_SIGNING_KEY (or AUDIT_SIGNING_KEY_FILE) in production")
 # Key of the HMAC that stands in for search terms in the trail (the term itself is never stored).
 AUDIT_QUERY_HMAC_KEY = envstr("AUDIT_QUERY_HMAC_KEY", "") or f"audit-query:{SECRET_KEY}"
-# Proxies whose X-Forwarded-For is believed (IP addresses or CIDR networks); the client IP is otherwise the peer.
+# Proxies whose X-Forwarded-For is believed (addresses or CIDR networks); otherwise the client IP is the peer.
 TRUSTED_PROXIES = [p.strip() for p in envstr("TRUSTED_PROXIES", "").split(",") if p.strip()]
 # Unsealed events older than this make audit_verify and /healthz warn.
 AUDIT_PENDING_WARNING_SECONDS = 60

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import ROOT
 
 GOOD_SECRET = "x" * 64
+SIGNING_KEY = "A" * 43 + "="  # 32 bytes, base64
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess:
@@ -30,6 +31,10 @@ def load_settings(**env: str) -> subprocess.CompletedProcess:
         ({}, "SECRET_KEY"),
         ({"SECRET_KEY": GOOD_SECRET, "DATABASE_URL": ""}, "DATABASE_URL"),
         ({"SECRET_KEY": GOOD_SECRET, "DATABASE_URL": "postgres://u@h/db", "REDIS_URL": ""}, "REDIS_URL"),
+        (
+            {"SECRET_KEY": GOOD_SECRET, "DATABASE_URL": "postgres://u@h/db", "REDIS_URL": "redis://h:6379/0"},
+            "AUDIT_SIGNING_KEY",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings(env, message):
@@ -45,6 +50,7 @@ def test_production_starts_with_safe_settings():
         DATABASE_URL="postgres://u@h/db",
         REDIS_URL="redis://127.0.0.1:6379/0",
         ALLOWED_HOSTS="portal.example",
+        AUDIT_SIGNING_KEY=SIGNING_KEY,
     )
     assert done.returncode == 0, done.stderr
 
