@@ -73,6 +73,8 @@ def celery_worker_process() -> Iterator[subprocess.Popen]:
             "WARNING",
             "--hostname",
             hostname,
+            "--queues",
+            "default,audit,scoring,exports",
             "--without-gossip",
             "--without-mingle",
         ],
