@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.records",
     "portal.access",
+    "portal.web",
+    "portal.api",
     "scoring",
     "audit",
 ]
@@ -188,14 +190,26 @@ if PRODUCTION:
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Bearer first: a request without credentials then gets 401 with a WWW-Authenticate challenge, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
+API_TOKEN_TTL_SECONDS = envint("API_TOKEN_TTL_SECONDS", str(8 * 3600))
+API_MAX_PAGE_SIZE = 200
+API_DEFAULT_PAGE_SIZE = 50
 SPECTACULAR_SETTINGS = {
     "TITLE": "Credit-data oversight portal API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
@@ -273,7 +287,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO"), "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # Tests that need PostgreSQL, Redis, a worker or Chromium fail instead of skipping when this is set (CI).

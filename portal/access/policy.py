@@ -1,23 +1,263 @@
-"""The access policy: the one answer to "what may this user see?". Every path to consumer data asks it.
+"""The access policy: the one answer to "what may this user see, and under which grant?".
 
-Scope comes only from approved, unexpired access grants; until a user holds one, they see no consumer,
-whatever their role or staff flags (SPEC §3: nobody has implicit scope).
+Every path to consumer data (API, web pages, exports, the admin console) asks it. Scope comes only from
+approved grants that are valid at this moment AND whose permissions guardian's tables hold: a guardian row
+carries no validity, and a grant whose rows were removed gives nothing. Nobody has implicit scope, whatever
+their role, staff or superuser flag (SPEC §3).
+
+A scope costs a fixed number of queries, whatever its size: the valid grants, then guardian's rows for those
+grants' objects. Querysets filter by the few segment ids in scope; a segment grant is one row, never one per
+consumer.
 """
 
-from django.db.models import QuerySet
+from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Value
+from django.utils import timezone
+
+from portal.access.models import (
+    AccessGrant,
+    ConsumerGroupObjectPermission,
+    ConsumerUserObjectPermission,
+    Permission,
+    SegmentGroupObjectPermission,
+    SegmentUserObjectPermission,
+    with_implied,
+)
 from portal.accounts.models import User
-from portal.records.models import Account, Consumer, Transaction
+from portal.records.models import (
+    PUBLIC_ID_ALPHABET,
+    PUBLIC_ID_LENGTH,
+    Account,
+    Consumer,
+    Segment,
+    SegmentMembership,
+    Transaction,
+)
+
+RECORDS = Permission.VIEW_MASKED_RECORDS  # the least that shows rows at all
+PUBLIC_ID_PATTERN = re.compile(rf"C[{PUBLIC_ID_ALPHABET}]{{{PUBLIC_ID_LENGTH - 1}}}")
 
 
-def visible_consumers(user: User) -> QuerySet[Consumer]:
-    # Grants arrive with the access workflow; without one there is no scope at all.
-    return Consumer.objects.none()
+class InvalidGrant(Exception):
+    """The grant a client named (X-Access-Grant) is not a valid grant of theirs."""
 
 
-def visible_accounts(user: User) -> QuerySet[Account]:
-    return Account.objects.filter(consumer__in=visible_consumers(user))
+@dataclass
+class Scope:
+    """What one user may see right now: per segment and per consumer, the permissions and the grants behind
+    them. Built once per request."""
+
+    user: User | None
+    at: datetime
+    grants: dict[int, AccessGrant] = field(default_factory=dict)
+    segments: dict[int, dict[str, int]] = field(default_factory=dict)  # segment id -> {permission: grant id}
+    consumers: dict[int, dict[str, int]] = field(
+        default_factory=dict
+    )  # consumer id -> {permission: grant id}
+
+    def segment_ids(self, permission: str) -> list[int]:
+        return sorted(sid for sid, perms in self.segments.items() if permission in perms)
+
+    def consumer_ids(self, permission: str) -> list[int]:
+        return sorted(cid for cid, perms in self.consumers.items() if permission in perms)
+
+    def segment_permissions(self, segment_id: int) -> set[str]:
+        return set(self.segments.get(segment_id, {}))
+
+    def grant_for_segment(self, segment_id: int, permission: str) -> AccessGrant | None:
+        grant_id = self.segments.get(segment_id, {}).get(permission)
+        return self.grants.get(grant_id) if grant_id is not None else None
+
+    def is_empty(self) -> bool:
+        return not self.segments and not self.consumers
 
 
-def visible_transactions(user: User) -> QuerySet[Transaction]:
-    return Transaction.objects.filter(consumer__in=visible_consumers(user))
+def _add(
+    target: dict[int, dict[str, int]], object_id: int, permissions: Iterable[str], grant_id: int
+) -> None:
+    held = target.setdefault(object_id, {})
+    for permission in with_implied(permissions):
+        # The oldest grant authorises when several cover the same access: attribution stays stable.
+        if permission not in held or grant_id < held[permission]:
+            held[permission] = grant_id
+
+
+def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = None) -> Scope:
+    """The user's scope now. With `grant_id` (a client's X-Access-Grant), only that grant counts."""
+    at = at or timezone.now()
+    scope = Scope(user=user, at=at)
+    if user is None or not user.is_authenticated or not user.is_active:
+        if grant_id is not None:
+            raise InvalidGrant(grant_id)
+        return scope
+    holder = Q(grantee_user_id=user.pk)
+    if user.organisation_id is not None:
+        holder |= Q(grantee_organisation_id=user.organisation_id)
+    grants = AccessGrant.objects.filter(
+        holder, status=AccessGrant.Status.APPROVED, valid_from__lte=at, valid_until__gt=at
+    ).select_related("grantee_organisation")
+    if grant_id is not None:
+        grants = grants.filter(pk=grant_id)
+    scope.grants = {g.pk: g for g in grants}
+    if grant_id is not None and not scope.grants:
+        raise InvalidGrant(grant_id)
+    if not scope.grants:
+        return scope
+
+    # Guardian's rows for these grants' holders and objects; a permission counts only where both agree.
+    group_id = user.organisation.group_id if user.organisation_id is not None else None
+    segment_ids = {g.segment_id for g in scope.grants.values() if g.segment_id}
+    consumer_ids = {g.consumer_id for g in scope.grants.values() if g.consumer_id}
+    assigned: set[tuple[str, str, int, str]] = set()  # (kind, holder kind, object id, codename)
+    if segment_ids:
+        assigned |= _assigned(
+            "segment",
+            SegmentUserObjectPermission,
+            SegmentGroupObjectPermission,
+            user.pk,
+            group_id,
+            segment_ids,
+        )
+    if consumer_ids:
+        assigned |= _assigned(
+            "consumer",
+            ConsumerUserObjectPermission,
+            ConsumerGroupObjectPermission,
+            user.pk,
+            group_id,
+            consumer_ids,
+        )
+    for grant in scope.grants.values():
+        kind = "segment" if grant.segment_id is not None else "consumer"
+        object_id = grant.segment_id if grant.segment_id is not None else grant.consumer_id
+        if object_id is None:
+            continue
+        holder_kind = "user" if grant.grantee_user_id else "group"
+        held = [p for p in grant.permissions if (kind, holder_kind, object_id, p) in assigned]
+        if held:
+            _add(scope.segments if kind == "segment" else scope.consumers, object_id, held, grant.pk)
+    return scope
+
+
+def _assigned(kind, user_model, group_model, user_id, group_id, object_ids) -> set[tuple[str, str, int, str]]:
+    """Guardian's rows held by the user or their organisation's group on these objects, in one query."""
+    rows = (
+        user_model.objects.filter(user_id=user_id, content_object_id__in=object_ids)
+        .annotate(holder=Value("user"))
+        .values_list("holder", "content_object_id", "permission__codename")
+    )
+    if group_id is not None:
+        group_rows = (
+            group_model.objects.filter(group_id=group_id, content_object_id__in=object_ids)
+            .annotate(holder=Value("group"))
+            .values_list("holder", "content_object_id", "permission__codename")
+        )
+        rows = rows.union(group_rows, all=True)
+    return {(kind, holder, object_id, codename) for holder, object_id, codename in rows}
+
+
+# --- Querysets --------------------------------------------------------------------------------------------
+def _consumer_condition(scope: Scope, permission: str, consumer_field: str) -> Q | None:
+    segment_ids = scope.segment_ids(permission)
+    consumer_ids = scope.consumer_ids(permission)
+    if not segment_ids and not consumer_ids:
+        return None
+    condition = Q(**{f"{consumer_field}__in": consumer_ids}) if consumer_ids else Q(pk__in=[])
+    if segment_ids:
+        members = SegmentMembership.objects.filter(
+            consumer_id=OuterRef(consumer_field), segment_id__in=segment_ids
+        )
+        condition |= Q(Exists(members))
+    return condition
+
+
+def visible_segments(scope: Scope, permission: str | None = None) -> QuerySet[Segment]:
+    """Segments the user holds `permission` on (any permission when None)."""
+    ids = list(scope.segments) if permission is None else scope.segment_ids(permission)
+    return Segment.objects.filter(pk__in=ids)
+
+
+def visible_consumers(scope: Scope, permission: str = RECORDS) -> QuerySet[Consumer]:
+    condition = _consumer_condition(scope, permission, "pk")
+    return Consumer.objects.none() if condition is None else Consumer.objects.filter(condition)
+
+
+def visible_transactions(scope: Scope, permission: str = RECORDS) -> QuerySet[Transaction]:
+    condition = _consumer_condition(scope, permission, "consumer_id")
+    return Transaction.objects.none() if condition is None else Transaction.objects.filter(condition)
+
+
+def visible_accounts(scope: Scope, permission: str = RECORDS) -> QuerySet[Account]:
+    condition = _consumer_condition(scope, permission, "consumer_id")
+    return Account.objects.none() if condition is None else Account.objects.filter(condition)
+
+
+def search_consumers(scope: Scope, term: str) -> QuerySet[Consumer]:
+    """Exact match on public id, resident ID or phone, among consumers the user may see in full: a masked
+    view must not confirm that a known identifier is in scope (SPEC §3)."""
+    return visible_consumers(scope, Permission.VIEW_RECORDS).filter(
+        Q(public_id=term) | Q(resident_id=term) | Q(phone=term)
+    )
+
+
+# --- One consumer ----------------------------------------------------------------------------------------
+class NotVisible(Exception):
+    """Unknown, or outside the user's scope: the two are answered identically (404)."""
+
+
+@dataclass(frozen=True)
+class ConsumerAccess:
+    consumer: Consumer
+    permissions: frozenset[str]
+    grant: AccessGrant
+
+    @property
+    def masked(self) -> bool:
+        return Permission.VIEW_RECORDS not in self.permissions
+
+
+def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> ConsumerAccess:
+    """The consumer with this public id if the user holds `permission` on them, and the grant that says so."""
+    if scope.is_empty() or not PUBLIC_ID_PATTERN.fullmatch(public_id):
+        raise NotVisible(public_id)
+    consumer = Consumer.objects.filter(public_id=public_id).first()
+    if consumer is None:
+        raise NotVisible(public_id)
+    held: dict[str, int] = dict(scope.consumers.get(consumer.pk, {}))
+    if scope.segments:
+        for segment_id in SegmentMembership.objects.filter(
+            consumer_id=consumer.pk, segment_id__in=list(scope.segments)
+        ).values_list("segment_id", flat=True):
+            for perm, grant_id in scope.segments[segment_id].items():
+                if perm not in held or grant_id < held[perm]:
+                    held[perm] = grant_id
+    if permission not in held:
+        raise NotVisible(public_id)
+    return ConsumerAccess(consumer, frozenset(held), scope.grants[held[permission]])
+
+
+def grant_for_list(scope: Scope, permission: str, segment_id: int | None = None) -> AccessGrant | None:
+    """The grant a list is attributed to: the segment's when filtered by one, else the oldest covering it."""
+    if segment_id is not None:
+        return scope.grant_for_segment(segment_id, permission)
+    candidates = [
+        perms[permission]
+        for perms in (*scope.segments.values(), *scope.consumers.values())
+        if permission in perms
+    ]
+    return scope.grants[min(candidates)] if candidates else None
+
+
+def with_full_records_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
+    """Annotate `full_records`: whether the user holds view_records (not only masked records) on each row."""
+    condition = _consumer_condition(scope, Permission.VIEW_RECORDS, "pk")
+    if condition is None:
+        return consumers.annotate(full_records=Value(False, output_field=BooleanField()))
+    return consumers.annotate(full_records=ExpressionWrapper(condition, output_field=BooleanField()))

@@ -96,3 +96,24 @@ class User(AbstractUser):
         if current != wanted:
             self.groups.remove(*org_groups.filter(pk__in=current - wanted))
             self.groups.add(*wanted)
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API. Only a SHA-256 of the secret is stored: the secret is long and random,
+    so a fast hash is as safe as a password hasher here, and costs microseconds instead of milliseconds on
+    every request."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(_("prefix"), max_length=12, editable=False)  # tells tokens apart in lists
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        indexes = [models.Index(fields=["user", "expires_at"], name="token_user_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…"

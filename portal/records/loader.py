@@ -177,24 +177,31 @@ def _tally(result: LoadResult, counts: tuple[int, ...]) -> None:
 
 
 def _load_postgresql(plan: LoadPlan, pending, result: LoadResult, progress, workers: int | None) -> None:
-    workers = workers if workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
+    if workers is None:
+        # Below a few chunks, starting helper processes costs more than it saves.
+        workers = 0 if len(pending) < 3 else max(1, min(4, (os.cpu_count() or 2) - 1))
     jobs = [(plan, first, count) for first, count in pending]
-    # Helper processes are spawned, not forked: they never inherit this process's database connection.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for counts, texts in pool.imap(rows.copy_chunk, jobs):
-            with transaction.atomic(), connection.cursor() as cursor:
-                raw = cursor.cursor  # psycopg2's own cursor, for copy_expert
-                for (table, columns), text in zip(TABLES, texts, strict=True):
-                    if text:
-                        raw.copy_expert(
-                            f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', io.StringIO(text)
-                        )
-            _tally(result, counts)
-            if progress:
-                progress(result, plan.count)
+    if workers == 0:
+        _copy_all(plan, map(rows.copy_chunk, jobs), result, progress)
+    else:
+        # Helper processes are spawned, not forked: they never inherit this process's database connection.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            _copy_all(plan, pool.imap(rows.copy_chunk, jobs), result, progress)
     with connection.cursor() as cursor:
         for table, _ in TABLES:
             cursor.execute(f'ANALYZE "{table}"')
+
+
+def _copy_all(plan: LoadPlan, chunks, result: LoadResult, progress) -> None:
+    for counts, texts in chunks:
+        with transaction.atomic(), connection.cursor() as cursor:
+            raw = cursor.cursor  # psycopg2's own cursor, for copy_expert
+            for (table, columns), text in zip(TABLES, texts, strict=True):
+                if text:
+                    raw.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', io.StringIO(text))
+        _tally(result, counts)
+        if progress:
+            progress(result, plan.count)
 
 
 def _load_sqlite(plan: LoadPlan, pending, result: LoadResult, progress) -> None:

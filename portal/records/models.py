@@ -43,7 +43,12 @@ class Consumer(models.Model):
     class Meta:
         verbose_name = _("consumer")
         verbose_name_plural = _("consumers")
-        indexes = [models.Index(fields=["province", "id"], name="consumer_province_id")]
+        indexes = [models.Index(fields=["province", "public_id"], name="consumer_province_public_id")]
+        # Object permissions for case-level grants (SPEC §3), held in the access app's guardian tables.
+        permissions = [
+            ("view_records", "View this consumer's records"),
+            ("view_scores", "View this consumer's scores"),
+        ]
 
     def __str__(self) -> str:
         # The admin's change log keeps this text forever: never personal data.
@@ -149,6 +154,8 @@ class Transaction(models.Model):
         indexes = [
             # A consumer's transactions newest first, keyset-paged on (occurred_at, id).
             models.Index(fields=["consumer", "-occurred_at", "-id"], name="txn_consumer_time"),
+            # Transactions across a scope, newest first: a keyset page starts where the cursor points.
+            models.Index(fields=["-occurred_at", "-id"], name="txn_time"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="txn_amount_positive"),
@@ -185,6 +192,14 @@ class Segment(models.Model):
         ordering = ["name"]
         verbose_name = _("segment")
         verbose_name_plural = _("segments")
+        # Object permissions for segment grants (SPEC §3), held in the access app's guardian tables.
+        permissions = [
+            ("view_aggregates", "View summary figures of the segment"),
+            ("view_masked_records", "View the segment's records with personal data masked"),
+            ("view_records", "View the segment's records"),
+            ("view_scores", "View the segment's scores"),
+            ("export_records", "Export the segment's records"),
+        ]
 
     def __str__(self) -> str:
         return self.name

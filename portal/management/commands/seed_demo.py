@@ -1,11 +1,18 @@
 """manage.py seed_demo: the small, deterministic demo world of SPEC §8. Running it twice changes nothing."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
+from portal.access import services as access
+from portal.access.models import AccessGrant, Permission
 from portal.accounts.models import Organisation, User
 from portal.records import loader, synthetic
+from portal.records.management.commands.load_synthetic import positive_int
+from portal.records.models import Segment
 
 DEMO_SEED = 8
 DEMO_CONSUMERS = 3_000
@@ -39,6 +46,52 @@ ORGANISATIONS = [
     ("operator", Organisation.Kind.OPERATOR, "Credit Scoring Joint Venture", "信用评分合资公司"),
 ]
 
+GRANT_DAYS = 180
+GRANTS = [
+    # (case reference, requester, grantee organisation, segment, permissions, approve?, purpose, legal basis)
+    (
+        "PBC-CRC-2026-0412",
+        "regulator",
+        "pbc-crc",
+        "chengdu-chongqing-consumer-finance",
+        [Permission.VIEW_RECORDS, Permission.VIEW_SCORES, Permission.EXPORT_RECORDS],
+        True,
+        "Supervisory review of consumer-finance lending practices in Chengdu and Chongqing.",
+        "Regulations on the Administration of Credit Investigation Industry, art. 38",
+    ),
+    (
+        "NFRA-2026-0077",
+        "regulator2",
+        "nfra",
+        "yangtze-river-delta",
+        [Permission.VIEW_MASKED_RECORDS],
+        False,
+        "Thematic review of delinquency handling in the Yangtze River Delta.",
+        "Banking Supervision Law, art. 33",
+    ),
+    (
+        "SH-A-2026-Q3-DELTA",
+        "compliance",
+        "state-capital-a",
+        "yangtze-river-delta",
+        [Permission.VIEW_AGGREGATES],
+        True,
+        "Shareholder portfolio review of the Yangtze River Delta segment.",
+        "Joint-venture shareholder agreement, cl. 9.2 (information rights)",
+    ),
+    (
+        "SH-A-2026-Q3-REVOLVING",
+        "compliance",
+        "state-capital-a",
+        "revolving-credit",
+        [Permission.VIEW_AGGREGATES],
+        True,
+        "Shareholder portfolio review of revolving credit lines.",
+        "Joint-venture shareholder agreement, cl. 9.2 (information rights)",
+    ),
+]
+APPROVER = "compliance2"
+
 USERS = [
     # (username, role, organisation short name, first name, last name)
     ("regulator", User.Role.REGULATOR, "pbc-crc", "Wei", "Zhang"),
@@ -54,17 +107,27 @@ USERS = [
 class Command(BaseCommand):
     help = "Create the demo world: organisations, the named users, segments, consumers and transactions."
 
-    def handle(self, *args, **options) -> None:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--consumers",
+            type=positive_int,
+            default=DEMO_CONSUMERS,
+            help=f"consumers in the demo world (default {DEMO_CONSUMERS}; tests use fewer)",
+        )
+
+    def handle(self, *args, consumers: int = DEMO_CONSUMERS, **options) -> None:
         if settings.PRODUCTION:
             raise CommandError("seed_demo creates accounts with a published password: never in production")
         with transaction.atomic():
             organisations = self.seed_organisations()
             created = self.seed_users(organisations)
-        result = loader.load(seed=DEMO_SEED, consumers=DEMO_CONSUMERS, end=synthetic.default_end_date())
+        result = loader.load(seed=DEMO_SEED, consumers=consumers, end=synthetic.default_end_date())
+        granted = self.seed_grants()
         self.stdout.write(
             f"Demo world ready: {len(organisations)} organisations, {len(USERS)} users ({created} new), "
             f"{result.consumers} consumers and {result.transactions} transactions loaded now "
-            f"({result.skipped_chunks} chunk(s) already present)."
+            f"({result.skipped_chunks} chunk(s) already present); "
+            f"{granted} grant(s) made through the workflow."
         )
         self.stdout.write(
             f"Demo users: {', '.join(u[0] for u in USERS)}; password: {settings.DEMO_PASSWORD} "
@@ -100,3 +163,31 @@ class Command(BaseCommand):
             user.save()
             created += 1
         return created
+
+    def seed_grants(self) -> int:
+        """The demo grants of SPEC §8, requested and (where due) approved through the real workflow. A grant
+        that has run out is requested again; one that is pending or live is left alone."""
+        made = 0
+        now = timezone.now()
+        approver = User.objects.get(username=APPROVER)
+        for case, requester, grantee, segment, permissions, approve, purpose, basis in GRANTS:
+            live = AccessGrant.objects.filter(case_reference=case, valid_until__gt=now).filter(
+                status__in=[AccessGrant.Status.REQUESTED, AccessGrant.Status.APPROVED]
+            )
+            if live.exists():
+                continue
+            with transaction.atomic():
+                grant = access.grant_request(
+                    requester=User.objects.get(username=requester),
+                    grantee_organisation=Organisation.objects.get(short_name=grantee),
+                    segment=Segment.objects.get(slug=segment),
+                    permissions=permissions,
+                    purpose=purpose,
+                    legal_basis=basis,
+                    case_reference=case,
+                    valid_until=now + timedelta(days=GRANT_DAYS),
+                )
+                if approve:
+                    access.grant_approve(grant=grant, approver=approver, note="Demo world.")
+            made += 1
+        return made

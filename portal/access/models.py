@@ -1,0 +1,151 @@
+"""Access grants, and the guardian permission tables that approved grants fill.
+
+A grant is the only source of scope. Guardian's rows say which permissions a grant assigned; the policy joins
+them back to grants that are valid right now, because a guardian row carries no validity of its own.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from portal.accounts.models import Organisation
+from portal.records.models import Consumer, Segment
+
+
+class Permission(models.TextChoices):
+    VIEW_AGGREGATES = "view_aggregates", _("View aggregates")
+    VIEW_MASKED_RECORDS = "view_masked_records", _("View masked records")
+    VIEW_RECORDS = "view_records", _("View records")
+    VIEW_SCORES = "view_scores", _("View scores")
+    EXPORT_RECORDS = "export_records", _("Export records")
+
+
+# What each permission brings with it (SPEC §3): records imply masked records imply aggregates.
+IMPLIED = {
+    Permission.VIEW_RECORDS: {Permission.VIEW_MASKED_RECORDS, Permission.VIEW_AGGREGATES},
+    Permission.VIEW_MASKED_RECORDS: {Permission.VIEW_AGGREGATES},
+}
+SEGMENT_PERMISSIONS = frozenset(Permission)
+CONSUMER_PERMISSIONS = frozenset({Permission.VIEW_RECORDS, Permission.VIEW_SCORES})
+
+
+def with_implied(permissions) -> set[str]:
+    expanded = set(permissions)
+    for permission in permissions:
+        expanded |= IMPLIED.get(permission, set())
+    return expanded
+
+
+class AccessGrant(models.Model):
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED = "expired", _("Expired")
+
+    grantee_organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="grants", null=True, blank=True
+    )
+    grantee_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grants", null=True, blank=True
+    )
+    segment = models.ForeignKey(
+        Segment, on_delete=models.PROTECT, related_name="grants", null=True, blank=True
+    )
+    consumer = models.ForeignKey(
+        Consumer, on_delete=models.PROTECT, related_name="grants", null=True, blank=True
+    )
+    permissions = models.JSONField(_("permissions"))  # codenames of Permission, deduplicated and sorted
+    purpose = models.TextField(_("purpose"))
+    legal_basis = models.CharField(_("legal basis"), max_length=300)
+    case_reference = models.CharField(_("case reference"), max_length=100)
+    valid_from = models.DateTimeField(_("valid from"))
+    valid_until = models.DateTimeField(_("valid until"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grants_requested"
+    )
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="grants_decided",
+        null=True,
+        blank=True,
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="grants_revoked",
+        null=True,
+        blank=True,
+    )
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revocation_reason = models.TextField(_("revocation reason"), blank=True)
+
+    class Meta:
+        verbose_name = _("access grant")
+        verbose_name_plural = _("access grants")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(grantee_organisation__isnull=False, grantee_user__isnull=True)
+                | models.Q(grantee_organisation__isnull=True, grantee_user__isnull=False),
+                name="grant_one_grantee",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(segment__isnull=False, consumer__isnull=True)
+                | models.Q(segment__isnull=True, consumer__isnull=False),
+                name="grant_one_target",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__gt=models.F("valid_from")), name="grant_ends"
+            ),
+            # Four eyes, enforced by the database as well as the service.
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True) | ~models.Q(decided_by=models.F("requested_by")),
+                name="grant_four_eyes",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["grantee_organisation", "status", "valid_until"], name="grant_org_status"),
+            models.Index(fields=["grantee_user", "status", "valid_until"], name="grant_user_status"),
+            models.Index(fields=["status", "valid_until"], name="grant_status_until"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Grant #{self.pk} ({self.status})"
+
+    @property
+    def target_kind(self) -> str:
+        return "segment" if self.segment_id else "consumer"
+
+    @property
+    def grantee_label(self) -> str:
+        if self.grantee_user_id is not None and self.grantee_user is not None:
+            return self.grantee_user.get_username()
+        return str(self.grantee_organisation)
+
+
+# Guardian's direct-foreign-key tables (guardian docs, "performance"): one row per holder, permission and
+# object, never one per consumer for a segment grant. `content_object` keeps its reverse relation so guardian
+# finds these tables instead of falling back to its generic one.
+class SegmentUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Segment, on_delete=models.CASCADE)
+
+
+class SegmentGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Segment, on_delete=models.CASCADE)
+
+
+class ConsumerUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE)
+
+
+class ConsumerGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE)

@@ -1,0 +1,48 @@
+"""Issuing, checking and revoking API bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from portal.accounts.models import ApiToken, User
+
+TOKEN_PREFIX = "cop_"  # noqa: S105 - makes a leaked token easy to scan for; not a secret
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_create(*, user: User) -> tuple[str, ApiToken]:
+    """A new token for `user`; the secret is returned once and never stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        key_hash=_digest(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        expires_at=timezone.now() + timedelta(seconds=settings.API_TOKEN_TTL_SECONDS),
+    )
+    return secret, token
+
+
+def token_check(secret: str) -> ApiToken | None:
+    """The live token for this secret, with its user and organisation, or None."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
+        return None
+    token = ApiToken.objects.select_related("user__organisation").filter(key_hash=_digest(secret)).first()
+    if token is None or token.revoked_at is not None or token.expires_at <= timezone.now():
+        return None
+    user = token.user
+    if not user.is_active or (user.organisation_id is None and user.role != User.Role.ADMIN):
+        return None
+    return token
+
+
+def token_revoke(*, token: ApiToken) -> None:
+    if token.revoked_at is None:
+        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    """The REST API (DRF): thin views over the access policy, the services and the selectors."""
+
+    name = "portal.api"
+    label = "api"

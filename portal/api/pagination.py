@@ -1,0 +1,177 @@
+"""Keyset pagination: `{"next", "previous", "results"}` on a unique ordering, with opaque cursors.
+
+A cursor is the ordering values of a boundary row, encrypted and authenticated (AES-GCM): a client can neither
+read the internal ids inside it nor forge one, and a damaged cursor is a 400 naming `cursor`. Pages cost one
+query whatever their depth: the filter starts at the cursor on an index, and nothing is counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.db import models
+from django.db.models import Q, QuerySet
+from rest_framework.request import Request
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from portal.api.params import bad
+
+CURSOR_VERSION = 1
+
+
+def _key() -> bytes:
+    return hashlib.sha256(f"api-cursor:{settings.SECRET_KEY}".encode()).digest()
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    nonce = os.urandom(12)
+    sealed = AESGCM(_key()).encrypt(nonce, json.dumps(payload, separators=(",", ":")).encode(), None)
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def _decode(token: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if len(raw) < 29:
+            raise ValueError
+        payload = json.loads(AESGCM(_key()).decrypt(raw[:12], raw[12:], None))
+        if not isinstance(payload, dict) or payload.get("v") != CURSOR_VERSION:
+            raise ValueError
+        return payload
+    except (ValueError, InvalidTag, UnicodeDecodeError):
+        raise bad("cursor", "Invalid cursor: use the 'next' or 'previous' link of a response.") from None
+
+
+@dataclass
+class Page:
+    results: list[Any]
+    next: str | None
+    previous: str | None
+
+    def as_dict(self, serialized: Any) -> dict[str, Any]:
+        return {"next": self.next, "previous": self.previous, "results": serialized}
+
+
+def page_size(request: Request) -> int:
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return settings.API_DEFAULT_PAGE_SIZE
+    if len(request.query_params.getlist("page_size")) > 1:
+        raise bad("page_size", "Give this parameter once.")
+    if not raw.isdigit() or not 1 <= int(raw) <= settings.API_MAX_PAGE_SIZE:
+        raise bad("page_size", f"A whole number from 1 to {settings.API_MAX_PAGE_SIZE}.")
+    return int(raw)
+
+
+class Keyset:
+    """Pages a queryset on `ordering` (e.g. ["-occurred_at", "-id"]), whose last field must be unique."""
+
+    def __init__(self, *ordering: str) -> None:
+        self.ordering = ordering
+        self.fields = [o.lstrip("-") for o in ordering]
+        self.descending = [o.startswith("-") for o in ordering]
+
+    def _boundary(self, values: list[Any], forward: bool) -> Q:
+        """Rows strictly after `values` in the page direction. The leading non-strict term lets the database
+        start an index range at the cursor instead of scanning from the top."""
+
+        def op(index: int, strict: bool) -> str:
+            after_is_less = self.descending[index] == forward
+            return ("lt" if after_is_less else "gt") + ("" if strict else "e")
+
+        last = len(self.fields) - 1
+        condition = Q(**{f"{self.fields[last]}__{op(last, True)}": values[last]})
+        for index in range(last - 1, -1, -1):
+            name, value = self.fields[index], values[index]
+            condition = Q(**{f"{name}__{op(index, True)}": value}) | (Q(**{name: value}) & condition)
+        if last > 0:
+            condition = Q(**{f"{self.fields[0]}__{op(0, False)}": values[0]}) & condition
+        return condition
+
+    def _values(self, row: Any) -> list[Any]:
+        return [getattr(row, name) for name in self.fields]
+
+    def _serialise(self, values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            if isinstance(value, datetime):
+                out.append({"t": value.isoformat()})
+            elif isinstance(value, Decimal):
+                out.append({"d": str(value)})
+            else:
+                out.append(value)
+        return out
+
+    def _parse(self, model: type[models.Model], raw: Any) -> list[Any]:
+        if not isinstance(raw, list) or len(raw) != len(self.fields):
+            raise bad("cursor", "Invalid cursor for this list.")
+        values: list[Any] = []
+        for name, value in zip(self.fields, raw, strict=True):
+            field = model._meta.get_field(name)
+            try:
+                if isinstance(field, models.DateTimeField):
+                    values.append(datetime.fromisoformat(value["t"]))
+                elif isinstance(field, models.DecimalField):
+                    values.append(Decimal(value["d"]))
+                elif isinstance(field, models.IntegerField | models.AutoField):
+                    if not isinstance(value, int):
+                        raise TypeError
+                    values.append(value)
+                else:
+                    if not isinstance(value, str):
+                        raise TypeError
+                    values.append(value)
+            except (TypeError, KeyError, ValueError, ArithmeticError):
+                raise bad("cursor", "Invalid cursor for this list.") from None
+        return values
+
+    def paginate(self, request: Request, queryset: QuerySet) -> Page:
+        size = page_size(request)
+        token = request.query_params.get("cursor")
+        forward, values = True, None
+        if token is not None:
+            payload = _decode(token)
+            if payload.get("o") != list(self.ordering):
+                raise bad("cursor", "Invalid cursor for this list.")
+            forward = bool(payload.get("f", True))
+            values = self._parse(queryset.model, payload.get("k"))
+        ordering = (
+            self.ordering if forward else [o[1:] if o.startswith("-") else f"-{o}" for o in self.ordering]
+        )
+        page_qs = queryset.order_by(*ordering)
+        if values is not None:
+            page_qs = page_qs.filter(self._boundary(values, forward))
+        rows = list(page_qs[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        if not forward:
+            rows.reverse()
+        has_next = more if forward else token is not None
+        has_previous = (token is not None) if forward else more
+        url = request.build_absolute_uri()
+        return Page(
+            results=rows,
+            next=self._link(url, rows[-1], True) if rows and has_next else None,
+            previous=self._link(url, rows[0], False) if rows and has_previous else None,
+        )
+
+    def _link(self, url: str, row: Any, forward: bool) -> str:
+        token = _encode(
+            {
+                "v": CURSOR_VERSION,
+                "o": list(self.ordering),
+                "f": forward,
+                "k": self._serialise(self._values(row)),
+            }
+        )
+        return replace_query_param(remove_query_param(url, "cursor"), "cursor", token)

@@ -1,0 +1,91 @@
+"""Query parameters: parsed strictly, and every refusal is a 400 that names the parameter."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+
+MAX_SEARCH_LENGTH = 64
+
+
+def bad(name: str, message: str) -> ValidationError:
+    return ValidationError({name: [message]})
+
+
+def reject_unknown(request: Request, allowed: set[str]) -> None:
+    """A misspelt filter would otherwise widen the result silently."""
+    unknown = sorted(set(request.query_params) - allowed - {"cursor", "page_size"})
+    if unknown:
+        raise bad(unknown[0], "Unknown parameter.")
+
+
+def single(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise bad(name, "Give this parameter once.")
+    if "\x00" in values[0]:
+        raise bad(name, "NUL characters are not allowed.")
+    return values[0]
+
+
+def moment(request: Request, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """A date (YYYY-MM-DD, Shanghai time: the start of the day, or its end for `until`) or an ISO datetime."""
+    raw = single(request, name)
+    if raw is None:
+        return None
+    try:
+        parsed_dt = parse_datetime(raw)
+        if parsed_dt is None:
+            day = parse_date(raw)
+            if day is None:
+                raise ValueError
+            parsed_dt = datetime.combine(day, time.max if end_of_day else time.min)
+    except ValueError:
+        raise bad(name, "Not a date (YYYY-MM-DD) or an ISO 8601 date and time.") from None
+    if timezone.is_naive(parsed_dt):
+        parsed_dt = timezone.make_aware(parsed_dt)
+    return parsed_dt
+
+
+def choice(request: Request, name: str, choices: Any) -> str | None:
+    raw = single(request, name)
+    if raw is None:
+        return None
+    if raw not in choices:
+        raise bad(name, f"Unknown value; one of: {', '.join(sorted(choices))}.")
+    return raw
+
+
+def integer(request: Request, name: str) -> int | None:
+    raw = single(request, name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise bad(name, "Not a valid id.")
+    return int(raw)
+
+
+def search_term(request: Request, name: str = "q") -> str | None:
+    raw = single(request, name)
+    if raw is None:
+        return None
+    term = raw.strip()
+    if not term:
+        raise bad(name, "Empty search term.")
+    if len(term) > MAX_SEARCH_LENGTH:
+        raise bad(name, f"At most {MAX_SEARCH_LENGTH} characters.")
+    return term
+
+
+def period(request: Request) -> tuple[datetime | None, datetime | None]:
+    since, until = moment(request, "since"), moment(request, "until", end_of_day=True)
+    if since and until and since > until:
+        raise bad("until", "Must not come before 'since'.")
+    return since, until

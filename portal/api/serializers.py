@@ -1,0 +1,244 @@
+"""Output shapes and input validation. Masking happens here, from what the policy said about each row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from portal.access import masking
+from portal.access.models import CONSUMER_PERMISSIONS, SEGMENT_PERMISSIONS, AccessGrant
+from portal.accounts.models import User
+from portal.records.models import Account, Consumer, Segment, Transaction
+
+
+class OrganisationRefSerializer(serializers.Serializer):
+    short_name = serializers.CharField()
+    name = serializers.CharField()
+    name_zh = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    organisation = OrganisationRefSerializer(allow_null=True)
+
+    class Meta:
+        model = User
+        fields = ["username", "first_name", "last_name", "email", "role", "organisation"]
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=200, trim_whitespace=False, style={"input_type": "password"})
+    otp = serializers.CharField(max_length=12, required=False, allow_blank=True)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    permissions = serializers.SerializerMethodField()
+    size = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "name_zh", "kind", "size", "permissions"]
+
+    def get_permissions(self, segment: Segment) -> list[str]:
+        return sorted(self.context.get("permissions", {}).get(segment.pk, []))
+
+    def get_size(self, segment: Segment) -> int | None:
+        return getattr(segment, "size", None)
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Account
+        fields = ["product", "credit_limit", "balance", "opened_on", "status"]
+
+
+def _masked_fields(consumer: Consumer, masked: bool) -> dict[str, str]:
+    if masked:
+        return {
+            "name": masking.mask_name(consumer.name),
+            "resident_id": masking.mask_resident_id(consumer.resident_id),
+            "phone": masking.mask_phone(consumer.phone),
+        }
+    return {"name": consumer.name, "resident_id": consumer.resident_id, "phone": consumer.phone}
+
+
+class ConsumerSerializer(serializers.ModelSerializer):
+    """A consumer in a list: `masked` says whether the caller holds only masked records for them."""
+
+    masked = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Consumer
+        fields = [
+            "public_id",
+            "name",
+            "resident_id",
+            "phone",
+            "province",
+            "city",
+            "birth_year",
+            "joined_on",
+            "status",
+            "masked",
+        ]
+
+    def get_masked(self, consumer: Consumer) -> bool:
+        return not getattr(consumer, "full_records", False)
+
+    def to_representation(self, consumer: Consumer) -> dict[str, Any]:
+        data = super().to_representation(consumer)
+        data.update(_masked_fields(consumer, data["masked"]))
+        return data
+
+
+class ConsumerDetailSerializer(serializers.ModelSerializer):
+    masked = serializers.BooleanField()
+    current_score = serializers.IntegerField(allow_null=True)
+    accounts = AccountSerializer(many=True)
+    segments = serializers.ListField(child=serializers.DictField())
+
+    class Meta:
+        model = Consumer
+        fields = [
+            "public_id",
+            "name",
+            "resident_id",
+            "phone",
+            "province",
+            "city",
+            "birth_year",
+            "joined_on",
+            "status",
+            "masked",
+            "current_score",
+            "accounts",
+            "segments",
+        ]
+
+    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
+        consumer: Consumer = instance["consumer"]
+        return {
+            "public_id": consumer.public_id,
+            **_masked_fields(consumer, instance["masked"]),
+            "province": consumer.province,
+            "city": consumer.city,
+            "birth_year": consumer.birth_year,
+            "joined_on": consumer.joined_on.isoformat(),
+            "status": consumer.status,
+            "masked": instance["masked"],
+            "current_score": instance["current_score"],
+            "accounts": AccountSerializer(instance["accounts"], many=True).data,
+            "segments": instance["segments"],
+        }
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    consumer = serializers.CharField(source="consumer.public_id")
+    account_product = serializers.CharField(source="account.product")
+    merchant = serializers.CharField(source="merchant.name", allow_null=True, default=None)
+    merchant_category = serializers.CharField(source="merchant.category", allow_null=True, default=None)
+    currency = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Transaction
+        fields = [
+            "consumer",
+            "occurred_at",
+            "kind",
+            "amount",
+            "currency",
+            "account_product",
+            "merchant",
+            "merchant_category",
+            "channel",
+            "due_date",
+            "days_late",
+        ]
+
+    def get_currency(self, txn: Transaction) -> str:
+        return "CNY"
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    grantee_organisation: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="short_name", read_only=True
+    )
+    grantee_user: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    decided_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    revoked_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccessGrant
+        fields = [
+            "id",
+            "status",
+            "grantee_organisation",
+            "grantee_user",
+            "target",
+            "permissions",
+            "purpose",
+            "legal_basis",
+            "case_reference",
+            "valid_from",
+            "valid_until",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "revoked_by",
+            "revoked_at",
+            "revocation_reason",
+        ]
+
+    def get_target(self, grant: AccessGrant) -> dict[str, Any]:
+        if grant.segment is not None:
+            return {"kind": "segment", "id": grant.segment.pk, "name": grant.segment.name}
+        return {"kind": "consumer", "public_id": grant.consumer.public_id if grant.consumer else None}
+
+
+class GrantRequestSerializer(serializers.Serializer):
+    segment = serializers.IntegerField(required=False, min_value=1)
+    consumer = serializers.CharField(required=False, max_length=32)
+    permissions = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(SEGMENT_PERMISSIONS | CONSUMER_PERMISSIONS)),
+        allow_empty=False,
+        max_length=5,
+    )
+    purpose = serializers.CharField(max_length=2000)
+    legal_basis = serializers.CharField(max_length=300)
+    case_reference = serializers.CharField(max_length=100)
+    valid_from = serializers.DateTimeField(required=False)
+    valid_until = serializers.DateTimeField()
+    grantee_organisation = serializers.SlugField(required=False, max_length=50)
+    for_requester_only = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("segment" in attrs) == ("consumer" in attrs):
+            raise serializers.ValidationError({"segment": ["Name exactly one target: segment or consumer."]})
+        return attrs
+
+
+class GrantDecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class GrantRevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)

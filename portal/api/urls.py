@@ -1,0 +1,24 @@
+from django.urls import path
+
+from portal.api.views import auth, grants, records
+
+app_name = "api"
+
+urlpatterns = [
+    path("auth/token/", auth.TokenView.as_view(), name="token"),
+    path("me/", auth.MeView.as_view(), name="me"),
+    path("segments/", records.SegmentListView.as_view(), name="segment-list"),
+    path("segments/<str:segment_id>/summary/", records.SegmentSummaryView.as_view(), name="segment-summary"),
+    path("consumers/", records.ConsumerListView.as_view(), name="consumer-list"),
+    path("consumers/<str:public_id>/", records.ConsumerDetailView.as_view(), name="consumer-detail"),
+    path(
+        "consumers/<str:public_id>/transactions/",
+        records.ConsumerTransactionListView.as_view(),
+        name="consumer-transactions",
+    ),
+    path("transactions/", records.TransactionListView.as_view(), name="transaction-list"),
+    path("grants/", grants.GrantListView.as_view(), name="grant-list"),
+    path("grants/<str:grant_id>/approve/", grants.GrantApproveView.as_view(), name="grant-approve"),
+    path("grants/<str:grant_id>/reject/", grants.GrantRejectView.as_view(), name="grant-reject"),
+    path("grants/<str:grant_id>/revoke/", grants.GrantRevokeView.as_view(), name="grant-revoke"),
+]

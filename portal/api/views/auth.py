@@ -1,0 +1,76 @@
+"""Tokens and the caller's own identity."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.accounts.models import ApiToken, User
+from portal.accounts.tokens import token_create, token_revoke
+from portal.api.serializers import MeSerializer, TokenRequestSerializer, TokenSerializer
+from portal.api.views.base import PortalView
+
+
+class TokenView(PortalView):
+    """POST: exchange username and password for a bearer token. DELETE: revoke the token in use."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "POST" else super().get_permissions()
+
+    gate = "me"
+
+    def get_authenticators(self):
+        # Logging in needs no credentials, and no session (with its CSRF check) is consulted.
+        if self.request is not None and self.request.method == "POST":
+            return []
+        return super().get_authenticators()
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    @extend_schema(request=TokenRequestSerializer, responses={201: TokenSerializer})
+    def post(self, request: Request) -> Response:
+        self.note.action = "auth.token.create"
+        self.note.resource_kind = "session"
+        form = TokenRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        username = form.validated_data["username"]
+        self.note.actor_username = username
+        user = authenticate(request._request, username=username, password=form.validated_data["password"])
+        if user is None or not isinstance(user, User):
+            self.note.action = "auth.login_failed"
+            raise AuthenticationFailed("Invalid username or password.")
+        if user.organisation_id is None and user.role != User.Role.ADMIN:
+            self.note.action = "auth.login_failed"
+            raise AuthenticationFailed("This account belongs to no organisation.")
+        secret, token = token_create(user=user)
+        request._request.user = user  # the audit event names who logged in
+        self.note.action = "auth.login"
+        return Response(
+            TokenSerializer({"token": secret, "expires_at": token.expires_at}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        self.note.action = "auth.logout"
+        self.note.resource_kind = "session"
+        if not isinstance(request.auth, ApiToken):
+            raise ValidationError({"Authorization": ["Send the bearer token to revoke."]})
+        token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(PortalView):
+    gate = "me"
+    action = "me.read"
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        user = User.objects.select_related("organisation").get(pk=self.user.pk)
+        return Response(MeSerializer(user).data)

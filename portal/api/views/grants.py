@@ -1,0 +1,177 @@
+"""The grant workflow over the API: regulators request, compliance decides (four eyes), everyone reads what
+their role allows."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.access import services
+from portal.access.models import AccessGrant
+from portal.accounts.models import Organisation, Role, User
+from portal.api import params
+from portal.api.pagination import Keyset
+from portal.api.serializers import (
+    GrantDecisionSerializer,
+    GrantRequestSerializer,
+    GrantRevokeSerializer,
+    GrantSerializer,
+)
+from portal.api.views.base import NOT_FOUND, PortalView
+from portal.api.views.records import CURSOR_PARAMS
+from portal.records.models import Consumer, Segment
+
+GRANT_PAGES = Keyset("-id")
+
+
+def grants_for(user: User) -> QuerySet[AccessGrant]:
+    """Grants a user may read: their organisation's (and their own) for regulators and shareholders; all for
+    the operator's compliance officers, auditors and administrators."""
+    grants = AccessGrant.objects.select_related(
+        "grantee_organisation",
+        "grantee_user",
+        "segment",
+        "consumer",
+        "requested_by",
+        "decided_by",
+        "revoked_by",
+    )
+    if user.role in (Role.REGULATOR, Role.SHAREHOLDER):
+        return grants.filter(
+            Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
+        )
+    return grants
+
+
+def _raise(error: services.GrantError):
+    if error.code in ("forbidden", "four_eyes"):
+        raise PermissionDenied(error.message)
+    if isinstance(error, services.GrantConflict):
+        return Response({error.field: [error.message]}, status=status.HTTP_409_CONFLICT)
+    raise ValidationError({error.field: [error.message]})
+
+
+class GrantListView(PortalView):
+    gates = {"GET": "grants_read", "POST": "grants_request"}
+
+    @extend_schema(parameters=[*CURSOR_PARAMS], responses=GrantSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        self.note.action, self.note.resource_kind = "grant.list", "grant"
+        params.reject_unknown(request, {"status"})
+        grants = grants_for(self.user)
+        state = params.choice(request, "status", AccessGrant.Status.values)
+        if state is not None:
+            grants = grants.filter(status=state)
+        page = GRANT_PAGES.paginate(request, grants)
+        return Response(page.as_dict(GrantSerializer(page.results, many=True).data))
+
+    @extend_schema(request=GrantRequestSerializer, responses={201: GrantSerializer})
+    def post(self, request: Request) -> Response:
+        self.note.action, self.note.resource_kind = "grant.request", "grant"
+        form = GrantRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        segment = consumer = organisation = None
+        if "segment" in data:
+            segment = Segment.objects.filter(pk=data["segment"]).first()
+            if segment is None:
+                raise ValidationError({"segment": ["Unknown segment."]})
+        else:
+            consumer = Consumer.objects.filter(public_id=data["consumer"]).first()
+            if consumer is None:
+                raise ValidationError({"consumer": ["Unknown consumer."]})
+            self.note.requested_id = consumer.public_id
+        if data.get("grantee_organisation"):
+            organisation = Organisation.objects.filter(short_name=data["grantee_organisation"]).first()
+            if organisation is None:
+                raise ValidationError({"grantee_organisation": ["Unknown organisation."]})
+        try:
+            grant = services.grant_request(
+                requester=self.user,
+                permissions=data["permissions"],
+                purpose=data["purpose"],
+                legal_basis=data["legal_basis"],
+                case_reference=data["case_reference"],
+                valid_from=data.get("valid_from"),
+                valid_until=data["valid_until"],
+                segment=segment,
+                consumer=consumer,
+                grantee_organisation=organisation,
+                for_requester_only=data["for_requester_only"],
+            )
+        except services.GrantError as error:
+            return _raise(error)
+        self.note.grant_id, self.note.purpose = grant.pk, grant.purpose
+        return Response(GrantSerializer(grants_for(self.user).get(pk=grant.pk)).data, status=201)
+
+
+class GrantActionView(PortalView):
+    gate = "grants_decide"
+    verb = ""
+
+    def _grant(self, grant_id: str) -> AccessGrant:
+        self.note.resource_kind, self.note.requested_id = "grant", grant_id[:100]
+        grant = AccessGrant.objects.filter(pk=int(grant_id)).first() if grant_id.isdigit() else None
+        if grant is None:
+            raise NotFound(NOT_FOUND)
+        self.note.grant_id, self.note.purpose = grant.pk, grant.purpose
+        return grant
+
+    def post(self, request: Request, grant_id: str) -> Response:
+        self.note.action = f"grant.{self.verb}"
+        grant = self._grant(grant_id)
+        try:
+            grant = self.decide(request, grant)
+        except services.GrantError as error:
+            return _raise(error)
+        return Response(GrantSerializer(grants_for(self.user).get(pk=grant.pk)).data)
+
+    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
+        raise NotImplementedError
+
+
+class GrantApproveView(GrantActionView):
+    verb = "approve"
+
+    @extend_schema(request=GrantDecisionSerializer, responses=GrantSerializer)
+    def post(self, request: Request, grant_id: str) -> Response:
+        return super().post(request, grant_id)
+
+    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
+        form = GrantDecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return services.grant_approve(
+            grant=grant, approver=self.user, note=form.validated_data.get("note", "")
+        )
+
+
+class GrantRejectView(GrantActionView):
+    verb = "reject"
+
+    @extend_schema(request=GrantDecisionSerializer, responses=GrantSerializer)
+    def post(self, request: Request, grant_id: str) -> Response:
+        return super().post(request, grant_id)
+
+    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
+        form = GrantDecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return services.grant_reject(
+            grant=grant, approver=self.user, note=form.validated_data.get("note", "")
+        )
+
+
+class GrantRevokeView(GrantActionView):
+    verb = "revoke"
+
+    @extend_schema(request=GrantRevokeSerializer, responses=GrantSerializer)
+    def post(self, request: Request, grant_id: str) -> Response:
+        return super().post(request, grant_id)
+
+    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
+        form = GrantRevokeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return services.grant_revoke(grant=grant, revoker=self.user, reason=form.validated_data["reason"])

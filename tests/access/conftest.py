@@ -1,0 +1,3 @@
+from tests.api.conftest import api, demo
+
+__all__ = ["api", "demo"]
