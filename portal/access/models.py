@@ -149,3 +149,45 @@ class ConsumerUserObjectPermission(UserObjectPermissionBase):
 
 class ConsumerGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE)
+
+
+class Export(models.Model):
+    """A CSV of in-scope records, built by a worker under one grant and downloadable by its requester for a
+    limited time. The file's SHA-256 goes into the audit event of each download."""
+
+    class Kind(models.TextChoices):
+        TRANSACTIONS = "transactions", _("Transactions")
+        CONSUMERS = "consumers", _("Consumers")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        BUILDING = "building", _("Building")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    public_id = models.UUIDField(_("public id"), unique=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="exports"
+    )
+    grant = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, related_name="exports")
+    segment = models.ForeignKey(Segment, on_delete=models.PROTECT, related_name="exports")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    since = models.DateTimeField(_("since"), null=True, blank=True)
+    until = models.DateTimeField(_("until"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    row_count = models.PositiveIntegerField(_("rows"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    masked = models.BooleanField(_("masked"), default=True)
+    error = models.TextField(_("error"), blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        indexes = [models.Index(fields=["requested_by", "-created_at"], name="export_requester")]
+
+    def __str__(self) -> str:
+        return f"Export {self.public_id}"

@@ -1,7 +1,9 @@
 """Keyset pagination: `{"next", "previous", "results"}` on a unique ordering, with opaque cursors.
 
 A cursor is the ordering values of a boundary row, encrypted and authenticated (AES-GCM): a client can neither
-read the internal ids inside it nor forge one, and a damaged cursor is a 400 naming `cursor`. Pages cost one
+read the internal ids inside it nor forge one, and a damaged cursor is a 400 naming `cursor`. The nonce is a
+keyed hash of the plaintext (deterministic encryption): the same position always gives the same cursor, which
+reveals only that two cursors point at the same row, and keeps responses reproducible. Pages cost one
 query whatever their depth: the filter starts at the cursor on an index, and nothing is counted.
 """
 
@@ -9,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -29,13 +31,14 @@ from portal.api.params import bad
 CURSOR_VERSION = 1
 
 
-def _key() -> bytes:
-    return hashlib.sha256(f"api-cursor:{settings.SECRET_KEY}".encode()).digest()
+def _key(purpose: str) -> bytes:
+    return hashlib.sha256(f"api-cursor-{purpose}:{settings.SECRET_KEY}".encode()).digest()
 
 
 def _encode(payload: dict[str, Any]) -> str:
-    nonce = os.urandom(12)
-    sealed = AESGCM(_key()).encrypt(nonce, json.dumps(payload, separators=(",", ":")).encode(), None)
+    plaintext = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    nonce = hmac.new(_key("nonce"), plaintext, hashlib.sha256).digest()[:12]
+    sealed = AESGCM(_key("encrypt")).encrypt(nonce, plaintext, None)
     return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
 
@@ -44,7 +47,7 @@ def _decode(token: str) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         if len(raw) < 29:
             raise ValueError
-        payload = json.loads(AESGCM(_key()).decrypt(raw[:12], raw[12:], None))
+        payload = json.loads(AESGCM(_key("encrypt")).decrypt(raw[:12], raw[12:], None))
         if not isinstance(payload, dict) or payload.get("v") != CURSOR_VERSION:
             raise ValueError
         return payload

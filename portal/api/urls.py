@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.api.views import auth, grants, records
+from portal.api.views import auth, exports, grants, records
 
 app_name = "api"
 
@@ -17,6 +17,9 @@ urlpatterns = [
         name="consumer-transactions",
     ),
     path("transactions/", records.TransactionListView.as_view(), name="transaction-list"),
+    path("exports/", exports.ExportListView.as_view(), name="export-list"),
+    path("exports/<str:export_id>/", exports.ExportDetailView.as_view(), name="export-detail"),
+    path("exports/<str:export_id>/download/", exports.ExportDownloadView.as_view(), name="export-download"),
     path("grants/", grants.GrantListView.as_view(), name="grant-list"),
     path("grants/<str:grant_id>/approve/", grants.GrantApproveView.as_view(), name="grant-approve"),
     path("grants/<str:grant_id>/reject/", grants.GrantRejectView.as_view(), name="grant-reject"),

@@ -1,0 +1,87 @@
+"""Exports: requested under export_records, built through the policy by a worker task, downloaded once
+audited with the file's SHA-256; formula cells escaped; the grant re-checked at download."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+
+from audit.models import AuditEvent
+from portal.access import services
+from portal.access.exports import safe_cell
+from portal.access.models import AccessGrant, Export
+from portal.accounts.models import User
+
+CCF = "chengdu-chongqing-consumer-finance"
+
+
+def request_export(client, segment_id: int | None, kind: str = "transactions"):
+    return client.post(
+        "/api/v1/exports/", {"segment": segment_id, "kind": kind}, content_type="application/json"
+    )
+
+
+def test_an_export_is_built_and_its_download_audited_with_the_sha256(
+    api, demo, django_capture_on_commit_callbacks
+):
+    client = api("regulator")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = request_export(client, demo.segment(CCF).pk)
+    assert response.status_code == 202
+    export_id = response.json()["id"]
+    status = client.get(f"/api/v1/exports/{export_id}/").json()
+    assert status["status"] == "ready" and status["masked"] is False
+    download = client.get(f"/api/v1/exports/{export_id}/download/")
+    assert download.status_code == 200
+    body = b"".join(download.streaming_content)
+    assert hashlib.sha256(body).hexdigest() == status["sha256"] == download["X-Content-SHA256"]
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    members = {c.public_id for c in demo.segment(CCF).consumers.all()}
+    assert len(rows) - 1 == status["row_count"] > 0
+    assert {r[0] for r in rows[1:]} <= members
+    event = AuditEvent.objects.filter(action="export.download").latest("id")
+    assert event.export_sha256 == status["sha256"]
+    assert event.row_count == status["row_count"]
+    assert set(event.subjects.values_list("public_id", flat=True)) == {r[0] for r in rows[1:]}
+
+
+def test_exports_need_export_records(api, demo):
+    grant = AccessGrant.objects.get(case_reference="NFRA-2026-0077")
+    services.grant_approve(grant=grant, approver=User.objects.get(username="compliance"))
+    response = request_export(api("regulator2"), grant.segment_id)
+    assert response.status_code == 400 and "segment" in response.json()
+    assert api("compliance").post("/api/v1/exports/", {}, content_type="application/json").status_code == 403
+
+
+def test_a_revoked_grant_stops_the_download(api, demo, django_capture_on_commit_callbacks):
+    client = api("regulator")
+    with django_capture_on_commit_callbacks(execute=True):
+        export_id = request_export(client, demo.segment(CCF).pk, "consumers").json()["id"]
+    grant = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    services.grant_revoke(grant=grant, revoker=User.objects.get(username="compliance"), reason="Done.")
+    assert client.get(f"/api/v1/exports/{export_id}/download/").status_code == 410
+
+
+def test_someone_elses_export_does_not_exist(api, demo, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        export_id = request_export(api("regulator"), demo.segment(CCF).pk).json()["id"]
+    for path in (
+        f"/api/v1/exports/{export_id}/",
+        f"/api/v1/exports/{export_id}/download/",
+        "/api/v1/exports/not-a-uuid/",
+    ):
+        assert api("admin").get(path).status_code == 404
+    assert Export.objects.count() == 1
+
+
+def test_formula_cells_are_escaped():
+    assert safe_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert [safe_cell(v) for v in ("+1", "-2", "@a", "plain", 5, None)] == [
+        "'+1",
+        "'-2",
+        "'@a",
+        "plain",
+        "5",
+        "",
+    ]
