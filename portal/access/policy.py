@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Value
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from portal.access.models import (
@@ -100,9 +100,18 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
     holder = Q(grantee_user_id=user.pk)
     if user.organisation_id is not None:
         holder |= Q(grantee_organisation_id=user.organisation_id)
-    grants = AccessGrant.objects.filter(
-        holder, status=AccessGrant.Status.APPROVED, valid_from__lte=at, valid_until__gt=at
-    ).select_related("grantee_organisation")
+    grants = (
+        AccessGrant.objects.filter(
+            holder, status=AccessGrant.Status.APPROVED, valid_from__lte=at, valid_until__gt=at
+        )
+        .select_related("grantee_organisation")
+        .annotate(
+            **{
+                f"assigned_{p}": ExpressionWrapper(_assigned(p), output_field=BooleanField())
+                for p in Permission.values
+            }
+        )
+    )
     if grant_id is not None:
         grants = grants.filter(pk=grant_id)
     scope.grants = {g.pk: g for g in grants}
@@ -111,56 +120,35 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
     if not scope.grants:
         return scope
 
-    # Guardian's rows for these grants' holders and objects; a permission counts only where both agree.
-    group_id = user.organisation.group_id if user.organisation_id is not None else None
-    segment_ids = {g.segment_id for g in scope.grants.values() if g.segment_id}
-    consumer_ids = {g.consumer_id for g in scope.grants.values() if g.consumer_id}
-    assigned: set[tuple[str, str, int, str]] = set()  # (kind, holder kind, object id, codename)
-    if segment_ids:
-        assigned |= _assigned(
-            "segment",
-            SegmentUserObjectPermission,
-            SegmentGroupObjectPermission,
-            user.pk,
-            group_id,
-            segment_ids,
-        )
-    if consumer_ids:
-        assigned |= _assigned(
-            "consumer",
-            ConsumerUserObjectPermission,
-            ConsumerGroupObjectPermission,
-            user.pk,
-            group_id,
-            consumer_ids,
-        )
     for grant in scope.grants.values():
-        kind = "segment" if grant.segment_id is not None else "consumer"
+        held = [p for p in grant.permissions if getattr(grant, f"assigned_{p}", False)]
         object_id = grant.segment_id if grant.segment_id is not None else grant.consumer_id
-        if object_id is None:
-            continue
-        holder_kind = "user" if grant.grantee_user_id else "group"
-        held = [p for p in grant.permissions if (kind, holder_kind, object_id, p) in assigned]
-        if held:
-            _add(scope.segments if kind == "segment" else scope.consumers, object_id, held, grant.pk)
+        if held and object_id is not None:
+            _add(
+                scope.segments if grant.segment_id is not None else scope.consumers, object_id, held, grant.pk
+            )
     return scope
 
 
-def _assigned(kind, user_model, group_model, user_id, group_id, object_ids) -> set[tuple[str, str, int, str]]:
-    """Guardian's rows held by the user or their organisation's group on these objects, in one query."""
-    rows = (
-        user_model.objects.filter(user_id=user_id, content_object_id__in=object_ids)
-        .annotate(holder=Value("user"))
-        .values_list("holder", "content_object_id", "permission__codename")
-    )
-    if group_id is not None:
-        group_rows = (
-            group_model.objects.filter(group_id=group_id, content_object_id__in=object_ids)
-            .annotate(holder=Value("group"))
-            .values_list("holder", "content_object_id", "permission__codename")
+def _assigned(codename: str) -> Q:
+    """Whether guardian holds `codename` for the grant's holder on the grant's object (as an annotation).
+
+    Guardian's rows carry no validity and grants carry no assignment: a permission counts only where both
+    agree, so a grant whose rows were removed gives nothing, and a row without a valid grant gives nothing.
+    """
+    conditions = Q()
+    for model, holder_field, holder_ref, target_ref in (
+        (SegmentGroupObjectPermission, "group_id", "grantee_organisation__group_id", "segment_id"),
+        (SegmentUserObjectPermission, "user_id", "grantee_user_id", "segment_id"),
+        (ConsumerGroupObjectPermission, "group_id", "grantee_organisation__group_id", "consumer_id"),
+        (ConsumerUserObjectPermission, "user_id", "grantee_user_id", "consumer_id"),
+    ):
+        rows = model.objects.filter(
+            **{holder_field: OuterRef(holder_ref), "content_object_id": OuterRef(target_ref)},
+            permission__codename=codename,
         )
-        rows = rows.union(group_rows, all=True)
-    return {(kind, holder, object_id, codename) for holder, object_id, codename in rows}
+        conditions |= Q(Exists(rows))
+    return conditions
 
 
 # --- Querysets --------------------------------------------------------------------------------------------
@@ -227,17 +215,27 @@ def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> 
     """The consumer with this public id if the user holds `permission` on them, and the grant that says so."""
     if scope.is_empty() or not PUBLIC_ID_PATTERN.fullmatch(public_id):
         raise NotVisible(public_id)
-    consumer = Consumer.objects.filter(public_id=public_id).first()
+    # One query: the consumer, and for each permission held on some segment, one of the consumer's segments
+    # that carries it (the lowest id: attribution stays stable).
+    by_permission = {p: scope.segment_ids(p) for p in {p for perms in scope.segments.values() for p in perms}}
+    annotations = {
+        f"segment_{p}": Subquery(
+            SegmentMembership.objects.filter(consumer_id=OuterRef("pk"), segment_id__in=ids)
+            .order_by("segment_id")
+            .values("segment_id")[:1]
+        )
+        for p, ids in by_permission.items()
+    }
+    consumer = Consumer.objects.filter(public_id=public_id).annotate(**annotations).first()
     if consumer is None:
         raise NotVisible(public_id)
     held: dict[str, int] = dict(scope.consumers.get(consumer.pk, {}))
-    if scope.segments:
-        for segment_id in SegmentMembership.objects.filter(
-            consumer_id=consumer.pk, segment_id__in=list(scope.segments)
-        ).values_list("segment_id", flat=True):
-            for perm, grant_id in scope.segments[segment_id].items():
-                if perm not in held or grant_id < held[perm]:
-                    held[perm] = grant_id
+    for perm in by_permission:
+        segment_id = getattr(consumer, f"segment_{perm}")
+        if segment_id is not None:
+            grant_id = scope.segments[segment_id][perm]
+            if perm not in held or grant_id < held[perm]:
+                held[perm] = grant_id
     if permission not in held:
         raise NotVisible(public_id)
     return ConsumerAccess(consumer, frozenset(held), scope.grants[held[permission]])

@@ -117,14 +117,14 @@ def _chunks(start: int, count: int, size: int) -> Iterator[tuple[int, int]]:
 
 def _chunk_present(seed: int, first: int, count: int, end: date) -> bool:
     """Whether an earlier run loaded this chunk (chunks are atomic: its first and last consumer tell)."""
-    ids = [synthetic.generate_consumer(seed, i, end).public_id for i in (first, first + count - 1)]
+    ids = {synthetic.generate_consumer(seed, i, end).public_id for i in (first, first + count - 1)}
     found = Consumer.objects.filter(public_id__in=ids).count()
-    if found == 1:
+    if 0 < found < len(ids):
         raise LoadError(
             f"consumers {first}..{first + count - 1} of seed {seed} are partly loaded: "
             "re-run with the chunk size of the earlier load"
         )
-    return found == 2
+    return found == len(ids)
 
 
 def load(

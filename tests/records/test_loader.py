@@ -133,3 +133,9 @@ def test_load_synthetic_on_postgresql_loads_the_requested_counts():
     assert Consumer.objects.count() == 300
     assert Transaction.objects.count() == sum(len(c.transactions) for c in rows)
     assert SegmentMembership.objects.count() == sum(len(c.segments) for c in rows)
+
+
+@pytest.mark.django_db
+def test_a_single_consumer_loads_and_reloads():
+    assert loader.load(seed=SEED, consumers=1, end=END).consumers == 1
+    assert loader.load(seed=SEED, consumers=1, end=END).skipped_chunks == 1
