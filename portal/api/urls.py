@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.api.views import auth, exports, grants, records
+from portal.api.views import audit, auth, exports, grants, records
 
 app_name = "api"
 
@@ -15,6 +15,19 @@ urlpatterns = [
         "consumers/<str:public_id>/transactions/",
         records.ConsumerTransactionListView.as_view(),
         name="consumer-transactions",
+    ),
+    path(
+        "consumers/<str:public_id>/access-log/",
+        audit.ConsumerAccessLogView.as_view(),
+        name="consumer-access-log",
+    ),
+    path("audit/events/", audit.AuditEventListView.as_view(), name="audit-events"),
+    path("audit/verify/", audit.AuditVerifyView.as_view(), name="audit-verify"),
+    path("audit/checkpoints/", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
+    path(
+        "audit/checkpoints/<str:position>/",
+        audit.AuditCheckpointDetailView.as_view(),
+        name="audit-checkpoint",
     ),
     path("transactions/", records.TransactionListView.as_view(), name="transaction-list"),
     path("exports/", exports.ExportListView.as_view(), name="export-list"),

@@ -340,3 +340,67 @@ def test_the_admin_console_shows_no_consumer_to_a_superuser_without_a_grant(clie
     assert client.get("/admin/records/consumer/").context["cl"].result_count == 0
     assert client.get("/admin/records/transaction/").context["cl"].result_count == 0
     assert client.get("/admin/records/account/").context["cl"].result_count == 0
+
+
+# --- The audit trail's endpoints ----------------------------------------------------------------------------
+ACCESS_LOG = {  # (consumer in ccf, consumer outside every grant, unknown id)
+    "regulator": (200, 404, 404),
+    "regulator2": (404, 404, 404),
+    "shareholder": (403, 403, 403),
+    "compliance": (403, 403, 403),
+    "compliance2": (403, 403, 403),
+    "auditor": (200, 200, 200),
+    "admin": (403, 403, 403),
+}
+AUDIT_ENDPOINTS = {
+    "/api/v1/audit/events/": {"auditor"},
+    "/api/v1/audit/verify/": {"auditor"},
+    "/api/v1/audit/checkpoints/": {"auditor", "regulator", "regulator2"},
+}
+
+
+def test_consumer_access_logs_by_role_and_scope(api, demo):
+    inside, outside = demo.consumer_in(CCF), demo.consumer_outside(CCF, YRD)
+    failures = []
+    for role, expected_row in ACCESS_LOG.items():
+        for public_id, expected in zip(
+            (inside.public_id, outside.public_id, UNKNOWN_CONSUMER), expected_row, strict=True
+        ):
+            status = api(role).get(f"/api/v1/consumers/{public_id}/access-log/").status_code
+            if status != expected:
+                failures.append(f"{role} access log of {public_id}: {status}, expected {expected}")
+    assert not failures, "\n".join(failures)
+
+
+def test_audit_endpoints_by_role(api, demo):
+    failures = []
+    for path, allowed in AUDIT_ENDPOINTS.items():
+        for role in PERSONAS:
+            expected = 200 if role in allowed else 403
+            status = api(role).get(path).status_code
+            if status != expected:
+                failures.append(f"{role} GET {path}: {status}, expected {expected}")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_access_log_lists_who_read_a_consumer_and_why(api, demo):
+    inside = demo.consumer_in(CCF)
+    api("regulator").get(f"/api/v1/consumers/{inside.public_id}/")
+    api("regulator").get(f"/api/v1/consumers/{inside.public_id}/transactions/")
+    log = api("auditor").get(f"/api/v1/consumers/{inside.public_id}/access-log/").json()["results"]
+    grant = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    assert [(e["action"], e["actor_username"], e["grant_id"], e["purpose"]) for e in log[:2]] == [
+        ("consumer.transactions", "regulator", grant.pk, grant.purpose),
+        ("consumer.read", "regulator", grant.pk, grant.purpose),
+    ]
+    assert all(e["actor_organisation"] for e in log)
+
+
+def test_audit_event_search_filters(api, demo):
+    inside = demo.consumer_in(CCF)
+    api("regulator").get(f"/api/v1/consumers/{inside.public_id}/")
+    client = api("auditor")
+    rows = client.get("/api/v1/audit/events/", {"consumer": inside.public_id, "actor": "regulator"}).json()
+    assert [r["action"] for r in rows["results"]] == ["consumer.read"]
+    assert client.get("/api/v1/audit/events/", {"outcome": "maybe"}).status_code == 400
+    assert client.get("/api/v1/audit/events/", {"since": "never"}).status_code == 400

@@ -1,0 +1,174 @@
+"""The audit trail over the API: event search, chain verification, signed checkpoints, and the per-consumer
+access log. Reads of the trail are themselves audited by the middleware."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from audit import checkpoints, selectors, verify
+from audit.models import AuditCheckpoint, AuditEvent
+from portal.access.models import Permission
+from portal.accounts.models import Role
+from portal.api import params
+from portal.api.pagination import Keyset
+from portal.api.views.base import NOT_FOUND, PortalView
+from portal.api.views.records import CURSOR_PARAMS, GRANT_HEADER_PARAM
+
+EVENT_PAGES = Keyset("-occurred_at", "-id")
+CHECKPOINT_PAGES = Keyset("-chain_position")
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    subjects = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "occurred_at",
+            "actor_username",
+            "actor_organisation",
+            "actor_role",
+            "action",
+            "outcome",
+            "method",
+            "path",
+            "query",
+            "status",
+            "request_id",
+            "client_ip",
+            "user_agent",
+            "grant_id",
+            "purpose",
+            "resource_kind",
+            "requested_id",
+            "row_count",
+            "search_hash",
+            "export_sha256",
+            "chain_position",
+            "hash",
+            "sealed_at",
+            "subjects",
+        ]
+
+    def get_subjects(self, event: AuditEvent) -> list[str]:
+        return [s.public_id for s in event.subjects.all()]
+
+
+class AccessLogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = list(selectors.ACCESS_LOG_FIELDS)
+
+
+class AuditEventListView(PortalView):
+    gate = "audit"
+    action = "audit.events.read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("actor", OpenApiTypes.STR, description="Username."),
+            OpenApiParameter("organisation", OpenApiTypes.STR, description="Organisation name as recorded."),
+            OpenApiParameter("consumer", OpenApiTypes.STR, description="A consumer's public id."),
+            OpenApiParameter("action", OpenApiTypes.STR),
+            OpenApiParameter("outcome", OpenApiTypes.STR, enum=AuditEvent.Outcome.values),
+            OpenApiParameter("since", OpenApiTypes.STR),
+            OpenApiParameter("until", OpenApiTypes.STR),
+            *CURSOR_PARAMS,
+        ],
+        responses=AuditEventSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(
+            request, {"actor", "organisation", "consumer", "action", "outcome", "since", "until"}
+        )
+        self.note.resource_kind = "audit_event"
+        since, until = params.period(request)
+        texts = {
+            name: params.single(request, name) for name in ("actor", "organisation", "consumer", "action")
+        }
+        for name, value in texts.items():
+            if value is not None and len(value) > 200:
+                raise params.bad(name, "At most 200 characters.")
+        events = selectors.event_list(
+            **texts,
+            outcome=params.choice(request, "outcome", AuditEvent.Outcome.values),
+            since=since,
+            until=until,
+        ).prefetch_related("subjects")
+        page = EVENT_PAGES.paginate(request, events)
+        self.note.row_count = len(page.results)
+        return Response(page.as_dict(AuditEventSerializer(page.results, many=True).data))
+
+
+class AuditVerifyView(PortalView):
+    gate = "audit"
+    action = "audit.verify"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(request, set())
+        self.note.resource_kind = "audit_chain"
+        return Response(verify.chain_verify().as_dict())
+
+
+class AuditCheckpointListView(PortalView):
+    """Signed checkpoints (chain position, head hash, time) and the public key that verifies them: a
+    regulator keeps them and can later prove that history was not rewritten."""
+
+    gate = "audit_checkpoints"
+    action = "audit.checkpoints.read"
+
+    @extend_schema(parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(request, set())
+        self.note.resource_kind = "audit_checkpoint"
+        page = CHECKPOINT_PAGES.paginate(request, selectors.checkpoint_list())
+        body = page.as_dict([checkpoints.checkpoint_document(c) for c in page.results])
+        key = checkpoints.public_key()
+        return Response(
+            {**body, "public_key": key, "public_key_fingerprint": checkpoints.public_key_fingerprint(key)}
+        )
+
+
+class AuditCheckpointDetailView(PortalView):
+    gate = "audit_checkpoints"
+    action = "audit.checkpoint.download"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, position: str) -> Response:
+        self.note.resource_kind, self.note.requested_id = "audit_checkpoint", position[:100]
+        checkpoint = (
+            AuditCheckpoint.objects.filter(chain_position=int(position)).first()
+            if position.isdigit()
+            else None
+        )
+        if checkpoint is None:
+            raise NotFound(NOT_FOUND)
+        response = Response(checkpoints.checkpoint_document(checkpoint))
+        response["Content-Disposition"] = f'attachment; filename="audit-checkpoint-{position}.json"'
+        return response
+
+
+class ConsumerAccessLogView(PortalView):
+    """Who accessed this consumer's data, when, under which grant and purpose (PIPL art. 44/45; FCRA §609).
+    A regulator needs view_records on the consumer; an auditor reads the trail for any public id."""
+
+    gate = "access_log"
+    action = "consumer.access_log"
+
+    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=AccessLogSerializer(many=True))
+    def get(self, request: Request, public_id: str) -> Response:
+        params.reject_unknown(request, set())
+        if self.user.role == Role.AUDITOR:
+            self.note.resource_kind, self.note.requested_id = "consumer", public_id[:100]
+        else:
+            self.consumer_access(public_id, Permission.VIEW_RECORDS)
+        self.note.subjects = [public_id[:32]] if self.user.role != Role.AUDITOR else []
+        page = EVENT_PAGES.paginate(request, selectors.consumer_access_log(public_id=public_id))
+        return Response(page.as_dict(AccessLogSerializer(page.results, many=True).data))
