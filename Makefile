@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: serve test check format bench-load
+.PHONY: serve test check format bench-load bench-access
 
 serve:
 	python3 dev.py serve
@@ -21,3 +21,6 @@ format:
 
 bench-load:
 	$(PY) bench/load.py
+
+bench-access:
+	$(PY) bench/access.py

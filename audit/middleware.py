@@ -8,6 +8,7 @@ Views do not run inside a request-wide transaction (no ATOMIC_REQUESTS), so a de
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 
@@ -20,7 +21,13 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def is_exempt(path: str) -> bool:
-    return any(path == p.rstrip("/") or path.startswith(p) for p in settings.AUDIT_EXEMPT_PATH_PREFIXES)
+    """Whether a path is on the reviewed list of unaudited URLs. A listed prefix covers itself and what lies
+    below it as a path segment: "/healthz" covers "/healthz/", never "/healthzandconsumers"."""
+    for prefix in settings.AUDIT_EXEMPT_PATH_PREFIXES:
+        stem = prefix.rstrip("/")
+        if path == stem or path.startswith(stem + "/"):
+            return True
+    return False
 
 
 def _request_id(request: HttpRequest) -> str:
@@ -37,6 +44,17 @@ def _action(request: HttpRequest, note: recorder.AuditNote) -> str:
     if match is not None and match.view_name:
         return match.view_name
     return "http.unresolved"
+
+
+def _discard(response: HttpResponse) -> None:
+    """Release what a withheld response holds (an open file, a generator) without `close()`: that would also
+    announce the end of the request (request_finished) before the 503 that replaces it has even left."""
+    closers = getattr(response, "_resource_closers", [])
+    for closer in closers:
+        # As HttpResponseBase.close() does: a closer that fails must not stop the 503.
+        with contextlib.suppress(Exception):
+            closer()
+    closers.clear()
 
 
 class AuditMiddleware:
@@ -72,9 +90,9 @@ class AuditMiddleware:
                 search_term=note.search_term,
                 export_sha256=note.export_sha256,
             )
-        except recorder.AuditWriteError:
-            if hasattr(response, "close"):
-                response.close()
+        except Exception:
+            # Whatever stopped the event (the database, or a request too odd to describe), nothing leaves.
+            _discard(response)
             failed = JsonResponse(
                 {"detail": "The audit trail is unavailable, so no data can be served. Try again later."},
                 status=503,

@@ -89,3 +89,27 @@ class AuditSubject(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the chain had this head hash at this position", published for regulators to keep.
+
+    Append-only like the events: a kept copy is only worth something if the operator cannot quietly rewrite
+    the history it vouches for, and the row here is the operator's own record of having signed it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # One checkpoint per head: the publisher signs only when the head has moved.
+    chain_position = models.BigIntegerField(_("chain position"), unique=True)
+    head_hash = models.CharField(_("head hash"), max_length=64)
+    created_at = models.DateTimeField(_("created at"))
+    algorithm = models.CharField(_("algorithm"), max_length=20)
+    public_key = models.CharField(_("public key (base64)"), max_length=64)
+    signature = models.CharField(_("signature (base64)"), max_length=128)
+
+    class Meta:
+        verbose_name = _("audit checkpoint")
+        verbose_name_plural = _("audit checkpoints")
+
+    def __str__(self) -> str:
+        return f"checkpoint @{self.chain_position}"

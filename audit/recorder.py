@@ -90,13 +90,40 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def sanitised_query(request: HttpRequest) -> dict[str, Any]:
+    """The query string as the trail keeps it: the values of the reviewed plain parameters (filters, paging)
+    as sent; any other parameter's values only as a keyed hash, since a client may put an identifier in a
+    parameter of any name; secrets and the search term not at all (the search term has its own hash)."""
+    try:
+        keys = list(request.GET)
+    except Exception:  # e.g. more parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS: still recorded, unparsed
+        return {"_unparsed": True}
     query: dict[str, Any] = {}
-    for key in request.GET:
+    for key in keys:
         if key == SEARCH_PARAMETER or key.lower() in SECRET_PARAMETERS:
             continue
-        values = [v[:MAX_QUERY_VALUE] for v in request.GET.getlist(key)]
+        if key in settings.AUDIT_PLAIN_QUERY_PARAMETERS:
+            values = [v[:MAX_QUERY_VALUE] for v in request.GET.getlist(key)]
+        else:
+            values = ["hmac:" + search_hash(v) for v in request.GET.getlist(key)]
         query[key[:MAX_QUERY_VALUE]] = values[0] if len(values) == 1 else values
     return query
+
+
+def _text(value: str, limit: int | None = None) -> str:
+    """A string as PostgreSQL can store it. A NUL, which a client can put in a path or a header and which
+    text and jsonb columns refuse, becomes U+FFFD: the hostile request is recorded rather than a 503."""
+    value = value.replace("\x00", "\ufffd")
+    return value if limit is None else value[:limit]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(key)): _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    return value
 
 
 def outcome_for_status(status: int) -> str:
@@ -137,33 +164,33 @@ def record(
     organisation = getattr(actor, "organisation", None) if authenticated else None
     event = AuditEvent(
         actor=actor if authenticated else None,
-        actor_username=(actor.get_username() if authenticated else actor_username)[:150],
-        actor_organisation=str(organisation or "")[:200],
-        actor_role=(getattr(actor, "role", "") if authenticated else "")[:20],
-        action=action[:100],
+        actor_username=_text(actor.get_username() if authenticated else actor_username, 150),
+        actor_organisation=_text(str(organisation or ""), 200),
+        actor_role=_text(getattr(actor, "role", "") if authenticated else "", 20),
+        action=_text(action, 100),
         outcome=outcome,
-        method=method[:10],
-        path=path[:500],
-        query=query or {},
+        method=_text(method, 10),
+        path=_text(path, 500),
+        query=_clean(query or {}),
         status=status,
-        request_id=request_id[:64],
+        request_id=_text(request_id, 64),
         client_ip=client_ip,
-        user_agent=user_agent[:300],
+        user_agent=_text(user_agent, 300),
         grant_id=grant_id,
-        purpose=purpose,
-        resource_kind=resource_kind[:30],
-        requested_id=requested_id[:100],
+        purpose=_text(purpose),
+        resource_kind=_text(resource_kind, 30),
+        requested_id=_text(requested_id, 100),
         row_count=row_count,
         search_hash=search_hash(search_term) if search_term else "",
-        export_sha256=export_sha256,
+        export_sha256=_text(export_sha256, 64),
     )
-    unique_subjects = list(dict.fromkeys(s for s in subjects if s))
+    unique_subjects = list(dict.fromkeys(_text(s, 32) for s in subjects if s))
     try:
         with transaction.atomic():
             event.save(force_insert=True)
             if unique_subjects:
                 AuditSubject.objects.bulk_create(
-                    [AuditSubject(event=event, public_id=public_id[:32]) for public_id in unique_subjects]
+                    [AuditSubject(event=event, public_id=public_id) for public_id in unique_subjects]
                 )
     except Exception as exc:
         logger.exception("audit event %s could not be written", action)

@@ -197,6 +197,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_RATES": {"login": envstr("LOGIN_THROTTLE_RATE", "30/min")},
+    "NUM_PROXIES": envint("NUM_PROXIES", "0"),
 }
 API_TOKEN_TTL_SECONDS = envint("API_TOKEN_TTL_SECONDS", str(8 * 3600))
 API_MAX_PAGE_SIZE = 200
@@ -275,6 +278,24 @@ if PRODUCTION and not AUDIT_SIGNING_KEY:
 AUDIT_QUERY_HMAC_KEY = envstr("AUDIT_QUERY_HMAC_KEY", "") or f"audit-query:{SECRET_KEY}"
 # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks); otherwise the client IP is the peer.
 TRUSTED_PROXIES = [p.strip() for p in envstr("TRUSTED_PROXIES", "").split(",") if p.strip()]
+# Query parameters the trail keeps in clear (filters and paging); any other parameter's values are hashed.
+AUDIT_PLAIN_QUERY_PARAMETERS = frozenset(
+    {
+        "segment",
+        "since",
+        "until",
+        "kind",
+        "province",
+        "page_size",
+        "cursor",
+        "status",
+        "actor",
+        "organisation",
+        "consumer",
+        "action",
+        "outcome",
+    }
+)
 # Unsealed events older than this make audit_verify and /healthz warn.
 AUDIT_PENDING_WARNING_SECONDS = 60
 # The reviewed list of paths that serve no consumer data and are not audited (prefixes). Everything else is.

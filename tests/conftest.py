@@ -95,3 +95,56 @@ def celery_worker_process() -> Iterator[subprocess.Popen]:
     yield worker
     worker.terminate()
     worker.wait(timeout=30)
+
+
+# --- The audit trail's append-only triggers around pytest-django's flush ----------------------------------
+# A transactional test ends with a flush of every table (TRUNCATE on PostgreSQL, DELETE on SQLite), which the
+# triggers refuse. Test-only: the triggers are dropped just before the flush and re-created right after it.
+# The product has no such switch.
+
+from pytest_django import DjangoDbBlocker  # noqa: E402
+
+_AUDIT_TRIGGERS_LIFTED = pytest.StashKey[DjangoDbBlocker]()
+
+
+def _flushes_database(request: pytest.FixtureRequest) -> bool:
+    """Whether pytest-django runs this test as a TransactionTestCase, which flushes the database after it."""
+    if {"transactional_db", "live_server", "django_db_reset_sequences"} & set(request.fixturenames):
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    transaction = marker.kwargs.get("transaction", marker.args[0] if marker.args else False)
+    reset_sequences = marker.kwargs.get("reset_sequences", marker.args[1] if len(marker.args) > 1 else False)
+    return bool(transaction or reset_sequences)
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers_lifted_for_flush(
+    request: pytest.FixtureRequest, django_db_blocker: DjangoDbBlocker
+) -> Iterator[None]:
+    if not _flushes_database(request):
+        yield
+        return
+    # Set up pytest-django's database now, if it is not yet: what is set up first is torn down last, so this
+    # fixture's teardown runs just before the flush.
+    request.getfixturevalue("transactional_db")
+    yield
+    from audit import triggers
+
+    triggers.uninstall(connection)
+    request.node.stash[_AUDIT_TRIGGERS_LIFTED] = django_db_blocker
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Re-create the audit triggers once every fixture of the test, the flush included, is torn down."""
+    try:
+        return (yield)
+    finally:
+        blocker = item.stash.get(_AUDIT_TRIGGERS_LIFTED, None)
+        if blocker is not None:
+            from audit import triggers
+
+            with blocker.unblock():
+                triggers.install(connection)

@@ -169,7 +169,9 @@ def export_build(*, export_id: int, task_id: str = "") -> Export:
     """Write the CSV under the grant recorded at request time. Idempotent: a finished export is left as is."""
     with transaction.atomic():
         export = (
-            Export.objects.select_for_update().select_related("requested_by__organisation").get(pk=export_id)
+            Export.objects.select_for_update(of=("self",))
+            .select_related("requested_by__organisation")
+            .get(pk=export_id)
         )
         if export.status in (Export.Status.READY, Export.Status.FAILED):
             return export

@@ -28,20 +28,39 @@ def suppress(count: int | None) -> int | None:
     return count
 
 
+def suppress_partition(counts: list[int], total_shown: bool) -> list[int | None]:
+    """Suppress the small cells of counts that add up to a published total, and then enough others that no
+    withheld cell can be worked out by subtraction (complementary suppression): when the total is shown,
+    never exactly one withheld cell with a non-zero count among them."""
+    shown: list[int | None] = [suppress(c) for c in counts]
+    if total_shown:
+        hidden_nonzero = [i for i, c in enumerate(counts) if shown[i] is None and c > 0]
+        if len(hidden_nonzero) == 1:
+            candidates = sorted((c, i) for i, c in enumerate(counts) if shown[i] is not None)
+            if candidates:
+                shown[candidates[0][1]] = None
+    return shown
+
+
 def suppress_figures(figures: dict) -> dict:
-    """Segment figures with every cell of fewer than SMALL_CELL consumers withheld (SPEC §3)."""
+    """Segment figures with every cell of fewer than SMALL_CELL consumers withheld (SPEC §3), and nothing
+    from which a withheld cell could be derived."""
     total = figures["consumers"]
     delinquent = figures["delinquent_consumers"]
-    enough = total >= SMALL_CELL
+    # The delinquent and the others both need enough consumers: either count gives away the other.
+    delinquency_shown = suppress(delinquent) is not None and suppress(total - delinquent) is not None
+    histogram = suppress_partition(
+        [c["consumers"] for c in figures["score_histogram"]], suppress(total) is not None
+    )
     return {
         "consumers": suppress(total),
         "score_histogram": [
-            {**cell, "consumers": suppress(cell["consumers"])} for cell in figures["score_histogram"]
+            {**cell, "consumers": count}
+            for cell, count in zip(figures["score_histogram"], histogram, strict=True)
         ],
         "delinquency": {
-            # A rate over a suppressed population, or of a suppressed count, would reveal the count.
-            "rate": round(delinquent / total, 4) if enough and suppress(delinquent) is not None else None,
-            "delinquent_consumers": suppress(delinquent) if enough else None,
+            "rate": round(delinquent / total, 4) if delinquency_shown else None,
+            "delinquent_consumers": delinquent if delinquency_shown else None,
             "days_late_at_least": 30,
             "window_months": figures["delinquency_window_months"],
         },

@@ -204,7 +204,8 @@ class NotVisible(Exception):
 class ConsumerAccess:
     consumer: Consumer
     permissions: frozenset[str]
-    grant: AccessGrant
+    grant: AccessGrant  # the grant behind the permission asked for
+    grants: dict[str, AccessGrant]  # the grant behind each permission held on this consumer
 
     @property
     def masked(self) -> bool:
@@ -238,7 +239,8 @@ def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> 
                 held[perm] = grant_id
     if permission not in held:
         raise NotVisible(public_id)
-    return ConsumerAccess(consumer, frozenset(held), scope.grants[held[permission]])
+    grants = {perm: scope.grants[grant_id] for perm, grant_id in held.items()}
+    return ConsumerAccess(consumer, frozenset(held), grants[permission], grants)
 
 
 def grant_for_list(scope: Scope, permission: str, segment_id: int | None = None) -> AccessGrant | None:

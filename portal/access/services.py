@@ -61,17 +61,63 @@ def grant_request(
 ) -> AccessGrant:
     """A regulator asks for access for their organisation (or only themselves); compliance asks on behalf of a
     state shareholder. Nothing is granted until another compliance officer approves."""
-    now = timezone.now()
-    valid_from = valid_from or now
-    wanted = sorted(set(permissions))
     if (segment is None) == (consumer is None):
         raise GrantError("target", "Name exactly one target: a segment or a consumer.")
+    valid_from = valid_from or timezone.now()
+    wanted, grantee_organisation, grantee_user = grant_request_check(
+        requester=requester,
+        permissions=permissions,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        case_reference=case_reference,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        target_kind="segment" if segment is not None else "consumer",
+        grantee_organisation=grantee_organisation,
+        for_requester_only=for_requester_only,
+    )
+    return AccessGrant.objects.create(
+        grantee_organisation=grantee_organisation,
+        grantee_user=grantee_user,
+        segment=segment,
+        consumer=consumer,
+        permissions=wanted,
+        purpose=purpose.strip(),
+        legal_basis=legal_basis.strip(),
+        case_reference=case_reference.strip(),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        requested_by=requester,
+    )
+
+
+def grant_request_check(
+    *,
+    requester: User,
+    permissions: Iterable[str],
+    purpose: str,
+    legal_basis: str,
+    case_reference: str,
+    valid_from: datetime,
+    valid_until: datetime,
+    target_kind: str,
+    grantee_organisation: Organisation | None,
+    for_requester_only: bool,
+) -> tuple[list[str], Organisation | None, User | None]:
+    """Every rule of a request but the target's existence: (permissions, grantee organisation, grantee user).
+
+    Checked before the target is looked up, so that the answer to a request cannot tell whether a consumer
+    exists without the request being complete enough to be recorded.
+    """
+    now = timezone.now()
+    wanted = sorted(set(permissions))
+    segment_target = target_kind == "segment"
     if not wanted:
         raise GrantError("permissions", "Ask for at least one permission.")
-    allowed = SEGMENT_PERMISSIONS if segment is not None else CONSUMER_PERMISSIONS
+    allowed = SEGMENT_PERMISSIONS if segment_target else CONSUMER_PERMISSIONS
     unknown = [p for p in wanted if p not in allowed]
     if unknown:
-        kind = "a segment" if segment is not None else "a consumer"
+        kind = "a segment" if segment_target else "a consumer"
         raise GrantError("permissions", f"Not a permission on {kind}: {', '.join(unknown)}.")
     for field, value in (
         ("purpose", purpose),
@@ -87,7 +133,7 @@ def grant_request(
     if valid_until - valid_from > MAX_GRANT_LENGTH:
         raise GrantError("valid_until", "A grant may last at most one year.")
 
-    grantee_user = None
+    grantee_user: User | None = None
     if requester.role == Role.REGULATOR:
         if grantee_organisation is not None and grantee_organisation.pk != requester.organisation_id:
             raise GrantError(
@@ -110,22 +156,9 @@ def grant_request(
         grantee_organisation is not None and grantee_organisation.kind == Organisation.Kind.SHAREHOLDER
     )
     # Shareholders never see personal data, masked or not (SPEC §1).
-    if shareholder and (wanted != [Permission.VIEW_AGGREGATES] or segment is None):
+    if shareholder and (wanted != [Permission.VIEW_AGGREGATES] or not segment_target):
         raise GrantError("permissions", "A state shareholder may only be granted aggregates of a segment.")
-
-    return AccessGrant.objects.create(
-        grantee_organisation=grantee_organisation,
-        grantee_user=grantee_user,
-        segment=segment,
-        consumer=consumer,
-        permissions=wanted,
-        purpose=purpose.strip(),
-        legal_basis=legal_basis.strip(),
-        case_reference=case_reference.strip(),
-        valid_from=valid_from,
-        valid_until=valid_until,
-        requested_by=requester,
-    )
+    return wanted, grantee_organisation, grantee_user
 
 
 def _locked(grant: AccessGrant) -> AccessGrant:
@@ -184,6 +217,10 @@ def grant_revoke(*, grant: AccessGrant, revoker: User, reason: str) -> AccessGra
     if not reason or not reason.strip():
         raise GrantError("reason", "Say why the grant is revoked.")
     grant = _locked(grant)
+    if grant.requested_by_id == revoker.pk:
+        raise GrantError(
+            "non_field_errors", "Four eyes: the requester cannot decide on their own grant.", code="four_eyes"
+        )
     if grant.status != AccessGrant.Status.APPROVED:
         raise GrantConflict("status", f"Only an approved grant can be revoked; this one is {grant.status}.")
     grant.status = AccessGrant.Status.REVOKED

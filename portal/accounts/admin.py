@@ -25,3 +25,9 @@ class UserAdmin(BaseUserAdmin):
         *BaseUserAdmin.add_fieldsets,
         ("Portal", {"fields": ("role", "organisation")}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        # An existing account never changes organisation or role here: moving a user into an organisation
+        # hands them that organisation's grants at once, past the four-eyes workflow.
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "role", "organisation"] if obj is not None else readonly

@@ -26,7 +26,7 @@ from django.db.models import Q, QuerySet
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from portal.api.params import bad
+from portal.api.params import bad, is_id
 
 CURSOR_VERSION = 1
 
@@ -71,7 +71,7 @@ def page_size(request: Request) -> int:
         return settings.API_DEFAULT_PAGE_SIZE
     if len(request.query_params.getlist("page_size")) > 1:
         raise bad("page_size", "Give this parameter once.")
-    if not raw.isdigit() or not 1 <= int(raw) <= settings.API_MAX_PAGE_SIZE:
+    if not is_id(raw) or not 1 <= int(raw) <= settings.API_MAX_PAGE_SIZE:
         raise bad("page_size", f"A whole number from 1 to {settings.API_MAX_PAGE_SIZE}.")
     return int(raw)
 

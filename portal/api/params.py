@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+import re
+from datetime import UTC, datetime, time
 from typing import Any
 
 from django.utils import timezone
@@ -11,6 +12,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 MAX_SEARCH_LENGTH = 64
+ID_PATTERN = re.compile(r"[0-9]{1,18}")
+
+
+def is_id(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²', which int() refuses."""
+    return ID_PATTERN.fullmatch(value) is not None
 
 
 def bad(name: str, message: str) -> ValidationError:
@@ -49,8 +56,12 @@ def moment(request: Request, name: str, *, end_of_day: bool = False) -> datetime
             parsed_dt = datetime.combine(day, time.max if end_of_day else time.min)
     except ValueError:
         raise bad(name, "Not a date (YYYY-MM-DD) or an ISO 8601 date and time.") from None
-    if timezone.is_naive(parsed_dt):
-        parsed_dt = timezone.make_aware(parsed_dt)
+    try:
+        if timezone.is_naive(parsed_dt):
+            parsed_dt = timezone.make_aware(parsed_dt)
+        parsed_dt.astimezone(UTC)  # a date at the edge of the calendar cannot be stored
+    except (OverflowError, ValueError):
+        raise bad(name, "Out of range.") from None
     return parsed_dt
 
 
@@ -67,7 +78,7 @@ def integer(request: Request, name: str) -> int | None:
     raw = single(request, name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not is_id(raw):
         raise bad(name, "Not a valid id.")
     return int(raw)
 

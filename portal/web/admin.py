@@ -4,6 +4,8 @@ addressed by public id in admin URLs too, and each page tells the audit trail wh
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -28,6 +30,19 @@ def _scope(request: HttpRequest) -> policy.Scope:
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     show_full_result_count = False
+    # No links to per-row pages: a transaction's or an account's page would show its sequential id, and the
+    # consumer's page is reached by public id from the consumer list.
+    list_display_links: Any = None
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        """Only the sidebar filters. Django's admin otherwise accepts a filter on any field from the query
+        string (?resident_id__startswith=...), which would confirm masked values character by character."""
+        return lookup in self.allowed_lookups
+
+    allowed_lookups: frozenset[str] = frozenset()
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_view_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -64,8 +79,10 @@ class ConsumerChangeList(ChangeList):
 
 @admin.register(Consumer)
 class ConsumerAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "province", "city", "status", "current_score"]
+    list_display = ["public_id", "province", "city", "status"]
+    list_display_links = ["public_id"]
     list_filter = ["status"]
+    allowed_lookups = frozenset({"status", "status__exact"})
     fields = (
         "public_id",
         "name",
@@ -76,7 +93,6 @@ class ConsumerAdmin(ReadOnlyAdmin):
         "birth_year",
         "joined_on",
         "status",
-        "current_score",
     )
     readonly_fields = fields
 
@@ -88,6 +104,9 @@ class ConsumerAdmin(ReadOnlyAdmin):
 
     def subject_of(self, obj) -> str:
         return obj.public_id
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return admin.ModelAdmin.has_view_permission(self, request, obj)
 
     def get_object(self, request, object_id, from_field=None):
         """By public id, through the policy; unknown and out-of-scope look the same. Personal fields arrive

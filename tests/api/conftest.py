@@ -61,3 +61,15 @@ def api(demo):
         return clients[username]
 
     return client
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in the calling process for this test, whatever the broker: for tests of what a task
+    does. What a real worker does with it is tested separately (marker `worker`)."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import time
+
+import pytest
+from django.core.management import call_command
 
 from audit.models import AuditEvent
 from portal.access import services
@@ -54,7 +58,7 @@ def test_exports_need_export_records(api, demo):
     assert api("compliance").post("/api/v1/exports/", {}, content_type="application/json").status_code == 403
 
 
-def test_a_revoked_grant_stops_the_download(api, demo, django_capture_on_commit_callbacks):
+def test_a_revoked_grant_stops_the_download(api, demo, eager_tasks, django_capture_on_commit_callbacks):
     client = api("regulator")
     with django_capture_on_commit_callbacks(execute=True):
         export_id = request_export(client, demo.segment(CCF).pk, "consumers").json()["id"]
@@ -63,7 +67,7 @@ def test_a_revoked_grant_stops_the_download(api, demo, django_capture_on_commit_
     assert client.get(f"/api/v1/exports/{export_id}/download/").status_code == 410
 
 
-def test_someone_elses_export_does_not_exist(api, demo, django_capture_on_commit_callbacks):
+def test_someone_elses_export_does_not_exist(api, demo, eager_tasks, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         export_id = request_export(api("regulator"), demo.segment(CCF).pk).json()["id"]
     for path in (
@@ -85,3 +89,23 @@ def test_formula_cells_are_escaped():
         "5",
         "",
     ]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_builds_the_export(celery_worker_process):
+    from tests.api.conftest import ApiClient
+
+    call_command("seed_demo", "--consumers", "300", verbosity=0)
+    client = ApiClient(User.objects.get(username="regulator"))
+    from portal.records.models import Segment
+
+    export_id = request_export(client, Segment.objects.get(slug=CCF).pk).json()["id"]
+    deadline = time.monotonic() + 60
+    status = client.get(f"/api/v1/exports/{export_id}/").json()
+    while status["status"] in ("pending", "building") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = client.get(f"/api/v1/exports/{export_id}/").json()
+    assert status["status"] == "ready", status
+    body = b"".join(client.get(f"/api/v1/exports/{export_id}/download/").streaming_content)  # type: ignore[attr-defined]
+    assert hashlib.sha256(body).hexdigest() == status["sha256"]

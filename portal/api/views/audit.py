@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from audit import checkpoints, selectors, verify
 from audit.models import AuditCheckpoint, AuditEvent
+from portal.access import policy
 from portal.access.models import Permission
 from portal.accounts.models import Role
 from portal.api import params
@@ -145,7 +146,7 @@ class AuditCheckpointDetailView(PortalView):
         self.note.resource_kind, self.note.requested_id = "audit_checkpoint", position[:100]
         checkpoint = (
             AuditCheckpoint.objects.filter(chain_position=int(position)).first()
-            if position.isdigit()
+            if params.is_id(position)
             else None
         )
         if checkpoint is None:
@@ -169,6 +170,11 @@ class ConsumerAccessLogView(PortalView):
             self.note.resource_kind, self.note.requested_id = "consumer", public_id[:100]
         else:
             self.consumer_access(public_id, Permission.VIEW_RECORDS)
-        self.note.subjects = [public_id[:32]] if self.user.role != Role.AUDITOR else []
-        page = EVENT_PAGES.paginate(request, selectors.consumer_access_log(public_id=public_id))
+            self.note.subjects = [public_id]
+        events = (
+            selectors.consumer_access_log(public_id=public_id)
+            if policy.PUBLIC_ID_PATTERN.fullmatch(public_id)
+            else AuditEvent.objects.none()  # no event names a malformed id as its subject
+        )
+        page = EVENT_PAGES.paginate(request, events)
         return Response(page.as_dict(AccessLogSerializer(page.results, many=True).data))

@@ -9,6 +9,7 @@ from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from portal.accounts.models import ApiToken, User
 from portal.accounts.tokens import token_create, token_revoke
@@ -23,6 +24,11 @@ class TokenView(PortalView):
         return [AllowAny()] if self.request.method == "POST" else super().get_permissions()
 
     gate = "me"
+    throttle_scope = "login"
+
+    def get_throttles(self):
+        # Password guessing is throttled per client address; other calls are not throttled here.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     def get_authenticators(self):
         # Logging in needs no credentials, and no session (with its CSRF check) is consulted.

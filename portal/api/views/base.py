@@ -13,7 +13,7 @@ from audit.recorder import AuditNote, note_for
 from portal.access import policy
 from portal.access.models import AccessGrant
 from portal.accounts.models import User
-from portal.api.params import bad
+from portal.api.params import bad, is_id
 from portal.api.permissions import RoleGate
 
 GRANT_HEADER = "X-Access-Grant"
@@ -47,7 +47,7 @@ class PortalView(APIView):
         raw = self.request.headers.get(GRANT_HEADER)
         grant_id = None
         if raw is not None:
-            if not raw.isdigit() or len(raw) > 18:
+            if not is_id(raw):
                 raise bad(GRANT_HEADER, "Not a grant id.")
             grant_id = int(raw)
         try:

@@ -4,6 +4,7 @@ their role allows."""
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -75,7 +76,29 @@ class GrantListView(PortalView):
         form = GrantRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        segment = consumer = organisation = None
+        organisation = None
+        if data.get("grantee_organisation"):
+            organisation = Organisation.objects.filter(short_name=data["grantee_organisation"]).first()
+            if organisation is None:
+                raise ValidationError({"grantee_organisation": ["Unknown organisation."]})
+        if "consumer" in data:
+            self.note.requested_id = data["consumer"]
+        try:
+            services.grant_request_check(
+                requester=self.user,
+                permissions=data["permissions"],
+                purpose=data["purpose"],
+                legal_basis=data["legal_basis"],
+                case_reference=data["case_reference"],
+                valid_from=data.get("valid_from") or timezone.now(),
+                valid_until=data["valid_until"],
+                target_kind="segment" if "segment" in data else "consumer",
+                grantee_organisation=organisation,
+                for_requester_only=data["for_requester_only"],
+            )
+        except services.GrantError as error:
+            return _raise(error)
+        segment = consumer = None
         if "segment" in data:
             segment = Segment.objects.filter(pk=data["segment"]).first()
             if segment is None:
@@ -84,11 +107,6 @@ class GrantListView(PortalView):
             consumer = Consumer.objects.filter(public_id=data["consumer"]).first()
             if consumer is None:
                 raise ValidationError({"consumer": ["Unknown consumer."]})
-            self.note.requested_id = consumer.public_id
-        if data.get("grantee_organisation"):
-            organisation = Organisation.objects.filter(short_name=data["grantee_organisation"]).first()
-            if organisation is None:
-                raise ValidationError({"grantee_organisation": ["Unknown organisation."]})
         try:
             grant = services.grant_request(
                 requester=self.user,
@@ -115,7 +133,7 @@ class GrantActionView(PortalView):
 
     def _grant(self, grant_id: str) -> AccessGrant:
         self.note.resource_kind, self.note.requested_id = "grant", grant_id[:100]
-        grant = AccessGrant.objects.filter(pk=int(grant_id)).first() if grant_id.isdigit() else None
+        grant = AccessGrant.objects.filter(pk=int(grant_id)).first() if params.is_id(grant_id) else None
         if grant is None:
             raise NotFound(NOT_FOUND)
         self.note.grant_id, self.note.purpose = grant.pk, grant.purpose

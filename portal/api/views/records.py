@@ -63,8 +63,9 @@ class SegmentListView(PortalView):
         segments = policy.visible_segments(scope).annotate(size=Count("memberships"))
         page = SEGMENT_PAGES.paginate(request, segments)
         for segment in page.results:
-            if Permission.VIEW_AGGREGATES not in scope.segment_permissions(segment.pk):
-                segment.size = None
+            # A size is an aggregate: it follows view_aggregates and small-cell suppression like one.
+            allowed = Permission.VIEW_AGGREGATES in scope.segment_permissions(segment.pk)
+            segment.size = masking.suppress(segment.size) if allowed else None
         context = {"permissions": {s.pk: scope.segment_permissions(s.pk) for s in page.results}}
         return Response(page.as_dict(SegmentSerializer(page.results, many=True, context=context).data))
 
@@ -78,7 +79,7 @@ class SegmentSummaryView(PortalView):
         params.reject_unknown(request, set())
         self.note.resource_kind, self.note.requested_id = "segment", segment_id[:100]
         scope = self.scope()
-        if not segment_id.isdigit() or Permission.VIEW_AGGREGATES not in scope.segment_permissions(
+        if not params.is_id(segment_id) or Permission.VIEW_AGGREGATES not in scope.segment_permissions(
             int(segment_id)
         ):
             raise NotFound(NOT_FOUND)
@@ -138,7 +139,8 @@ class ConsumerListView(PortalView):
         consumers = policy.with_full_records_flag(scope, consumers)
         page = CONSUMER_PAGES.paginate(request, consumers)
         self.note.subjects = [c.public_id for c in page.results]
-        self.attribute(policy.grant_for_list(scope, policy.RECORDS, segment_id))
+        wanted = Permission.VIEW_RECORDS if term else policy.RECORDS  # a search needs full records
+        self.attribute(policy.grant_for_list(scope, wanted, segment_id))
         return Response(page.as_dict(ConsumerSerializer(page.results, many=True).data))
 
 
@@ -152,8 +154,12 @@ class ConsumerDetailView(PortalView):
         access = self.consumer_access(public_id)
         consumer = access.consumer
         self.note.subjects = [consumer.public_id]
+        # Attributed to the grant that let the response be what it is: full records, and scores if shown.
+        self.attribute(access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS])
         scope = self.scope()
-        in_scope = SegmentMembership.objects.filter(consumer=consumer, segment_id__in=list(scope.segments))
+        in_scope = SegmentMembership.objects.filter(
+            consumer=consumer, segment_id__in=scope.segment_ids(policy.RECORDS)
+        )
         segments = [
             {"id": m.segment_id, "name": m.segment.name, "name_zh": m.segment.name_zh}
             for m in in_scope.select_related("segment").order_by("segment__name")

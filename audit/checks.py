@@ -1,0 +1,48 @@
+"""System check audit.E001: every append-only trigger of the audit tables is in place, enabled and unaltered.
+
+Run it with `manage.py check --deploy --database default` (in CI and before every deployment). It is a
+deployment check so that `migrate`, which runs the ordinary checks first, is never blocked by it: migrate is
+what puts a missing trigger back (its post_migrate step), also when a new version of the code adds one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.db import DatabaseError, connections
+from django.db.migrations.recorder import MigrationRecorder
+
+from audit import triggers
+
+
+@register(Tags.database, deploy=True)
+def check_append_only_triggers(databases: Iterable[str] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor not in ("postgresql", "sqlite"):
+            continue
+        try:
+            if triggers.MIGRATION not in MigrationRecorder(connection).applied_migrations():
+                continue  # a database not migrated that far has no trigger to miss yet
+            problems = triggers.problems(connection)
+        except DatabaseError as exc:
+            errors.append(
+                Error(
+                    f"The audit triggers of database {alias!r} could not be inspected: {exc}",
+                    id="audit.E001",
+                )
+            )
+            continue
+        for trigger, problem in sorted(problems.items(), key=lambda item: item[0].name):
+            errors.append(
+                Error(
+                    f"Append-only trigger {trigger.name} on {trigger.table} ({trigger.operation}) "
+                    f"is {problem} in database {alias!r}: the audit trail can be rewritten.",
+                    hint="Find out who changed it; `manage.py migrate` re-creates the triggers.",
+                    id="audit.E001",
+                )
+            )
+    return errors

@@ -1,0 +1,117 @@
+"""Reads of the audit trail for the API and web pages: event search, the per-consumer access log, checkpoints
+and chain status. Querysets come back ordered newest first; callers paginate them by (occurred_at, id)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
+
+from audit import chain, checkpoints
+from audit.models import AuditCheckpoint, AuditEvent, AuditSubject
+
+# What the per-consumer log shows of each event (the inquiry list of a credit report).
+ACCESS_LOG_FIELDS = (
+    "id",
+    "occurred_at",
+    "actor_username",
+    "actor_organisation",
+    "actor_role",
+    "action",
+    "outcome",
+    "resource_kind",
+    "grant_id",
+    "purpose",
+    "row_count",
+)
+
+
+def event_list(
+    *,
+    actor: str | None = None,
+    organisation: str | None = None,
+    consumer: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events matching every filter given: actor username, organisation name (as recorded), a consumer's
+    public id (events whose subjects include it), action, outcome, and time since (inclusive) / until
+    (exclusive)."""
+    events = AuditEvent.objects.all()
+    if actor:
+        events = events.filter(actor_username=actor)
+    if organisation:
+        events = events.filter(actor_organisation=organisation)
+    if consumer:
+        # A subquery, not a join: an event is listed once, whatever else it touched.
+        events = events.filter(id__in=AuditSubject.objects.filter(public_id=consumer).values("event_id"))
+    if action:
+        events = events.filter(action=action)
+    if outcome:
+        events = events.filter(outcome=outcome)
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
+    return events.order_by("-occurred_at", "-id")
+
+
+def consumer_access_log(*, public_id: str) -> QuerySet[AuditEvent]:
+    """Every event that returned this consumer's data: who (user and organisation), when, what, under which
+    grant and purpose. Served from the (public_id, event) index of the subjects."""
+    return (
+        AuditEvent.objects.filter(subjects__public_id=public_id)
+        .only(*ACCESS_LOG_FIELDS)
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def checkpoint_list() -> QuerySet[AuditCheckpoint]:
+    """Signed checkpoints, newest first (`audit.checkpoints.checkpoint_document` gives the download)."""
+    return AuditCheckpoint.objects.order_by("-chain_position")
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    sealed: int
+    pending: int
+    oldest_pending_seconds: float | None
+    pending_warning: bool
+    head_position: int
+    head_hash: str
+    latest_checkpoint: dict[str, Any] | None  # a checkpoint document
+    public_key: str
+    public_key_fingerprint: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def chain_status() -> ChainStatus:
+    """Where sealing stands, in three cheap queries (positions are gap-free: the head's is the count)."""
+    head = chain.head()
+    pending = AuditEvent.objects.filter(chain_position__isnull=True).aggregate(
+        count=Count("id"), oldest=Min("occurred_at")
+    )
+    age = None
+    if pending["oldest"] is not None:
+        age = max(0.0, (timezone.now() - pending["oldest"]).total_seconds())
+    latest = checkpoint_list().first()
+    key = checkpoints.public_key()
+    return ChainStatus(
+        sealed=head.position,
+        pending=pending["count"],
+        oldest_pending_seconds=age,
+        pending_warning=age is not None and age > settings.AUDIT_PENDING_WARNING_SECONDS,
+        head_position=head.position,
+        head_hash=head.hash,
+        latest_checkpoint=None if latest is None else checkpoints.checkpoint_document(latest),
+        public_key=key,
+        public_key_fingerprint=checkpoints.public_key_fingerprint(key),
+    )
