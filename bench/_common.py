@@ -53,3 +53,40 @@ def server_settings() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def scratch_database_kept(name: str) -> str:
+    """Like scratch_database, but keeps an existing database: loading millions of rows takes minutes."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("benchmarks measure PostgreSQL: set DATABASE_URL=postgres://user@host:port/db")
+    import psycopg2
+
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
+def client_for(user, *, audit: bool, bare: bool = False):
+    """A Django test client with its own handler: the audit middleware left out unless `audit`, and with
+    `bare` its requests routed to bench/bare_urls.py. Authenticated with a fresh bearer token of `user`."""
+    from django.conf import settings
+    from django.test import Client, override_settings
+
+    from portal.accounts.tokens import token_create
+
+    middleware = [m for m in settings.MIDDLEWARE if audit or m != "audit.middleware.AuditMiddleware"]
+    if bare:
+        middleware.append("bench_middleware.BareUrlconf")
+    client = Client()
+    with override_settings(MIDDLEWARE=middleware):
+        client.handler.load_middleware()
+    if user is not None:
+        secret, _ = token_create(user=user)
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client

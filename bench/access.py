@@ -24,28 +24,9 @@ import sys
 import time
 from datetime import date, timedelta
 
-from _common import ROOT, median, server_settings, setup_django
+from _common import ROOT, client_for, median, scratch_database_kept, server_settings, setup_django
 
 SCRATCH = "portal_bench_access"
-
-
-def scratch_database_kept(name: str) -> str:
-    """Like _common.scratch_database, but keeps an existing database: loading 5M rows takes minutes."""
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg2
-
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("benchmarks measure PostgreSQL: set DATABASE_URL=postgres://user@host:port/db")
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
 
 def main() -> None:
@@ -61,16 +42,14 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     setup_django(scratch_database_kept(SCRATCH))
 
-    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client, override_settings
+    from django.test import Client
     from django.utils import timezone
 
     from portal.access import services
     from portal.access.models import AccessGrant
     from portal.accounts.models import Organisation, User
-    from portal.accounts.tokens import token_create
     from portal.records import loader
     from portal.records.models import Consumer, Segment, Transaction
 
@@ -136,18 +115,6 @@ def main() -> None:
         .first()
     )
     path = f"/api/v1/consumers/{consumer.public_id}/transactions/"
-
-    def client_for(user, *, audit: bool, bare: bool) -> Client:
-        middleware = [m for m in settings.MIDDLEWARE if audit or m != "audit.middleware.AuditMiddleware"]
-        if bare:
-            middleware.append("bench_middleware.BareUrlconf")
-        client = Client()
-        with override_settings(MIDDLEWARE=middleware):
-            client.handler.load_middleware()
-        if user is not None:
-            secret, _ = token_create(user=user)
-            client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
-        return client
 
     variants = {
         "bare": client_for(None, audit=False, bare=True),

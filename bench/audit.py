@@ -1,0 +1,121 @@
+"""What the audit trail costs and how fast it seals and verifies (SPEC §9).
+
+Measured in-process (Django's test client through the full WSGI handler; sealing and verification called
+directly), against PostgreSQL in the scratch database `portal_bench_access` that bench/access.py fills (it is
+filled here too if missing). Rounds alternate the order; medians reported.
+
+1. The consumer-transactions list as `regulator` with and without the durable audit write (same handler
+   otherwise; the benchmark asserts byte-identical bodies). Target: audit cost <= 20%.
+2. Sealing: the events those audited requests wrote, sealed by audit.chain.events_seal; events/s divided by
+   the audited requests/s of (1). Target >= 10.
+3. Verification: audit.verify.chain_verify over the whole chain, vs reading the same events (with their
+   subjects) from the database and hashing their canonical bytes, one SHA-256 per event. Target >= 0.5.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/audit.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from datetime import date
+
+from _common import ROOT, client_for, median, scratch_database_kept, server_settings, setup_django
+
+SCRATCH = "portal_bench_access"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--consumers", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=200, help="requests per variant per round")
+    args = parser.parse_args()
+
+    os.environ["PORTAL_EMBEDDED_BEAT"] = "false"
+    sys.path.insert(0, str(ROOT / "bench"))
+    setup_django(scratch_database_kept(SCRATCH))
+
+    from django.core.management import call_command
+
+    from audit.chain import events_seal, iter_sealed
+    from audit.models import AuditEvent
+    from audit.verify import chain_verify
+    from portal.accounts.models import User
+    from portal.records import loader
+    from portal.records.models import Consumer
+
+    print(server_settings())
+    print(f"mode: in-process (Django test client through the full WSGI handler), {os.cpu_count()} cores")
+    loader.load(seed=1, consumers=args.consumers, end=date(2026, 11, 1))
+    call_command("seed_demo", "--consumers", "1", verbosity=0)
+    events_seal()  # start from a sealed chain: only this run's events are pending
+
+    regulator = User.objects.get(username="regulator")
+    consumer = (
+        Consumer.objects.filter(memberships__segment__slug="chengdu-chongqing-consumer-finance")
+        .order_by("public_id")
+        .first()
+    )
+    path = f"/api/v1/consumers/{consumer.public_id}/transactions/"
+    variants = {
+        "without audit": client_for(regulator, audit=False),
+        "with audit": client_for(regulator, audit=True),
+    }
+    bodies = {name: client.get(path).content for name, client in variants.items()}
+    assert len(set(bodies.values())) == 1, "bodies differ between variants"
+
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(args.rounds):
+        names = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in names:
+            started = time.perf_counter()
+            for _ in range(args.requests):
+                variants[name].get(path)
+            rates[name].append(args.requests / (time.perf_counter() - started))
+    plain, audited = median(rates["without audit"]), median(rates["with audit"])
+    print(
+        f"consumer-transactions list: without audit {plain:.0f} req/s, with audit {audited:.0f} req/s; "
+        f"audit cost {(1 - audited / plain) * 100:.0f}% (target <= 20%)"
+    )
+
+    pending = AuditEvent.objects.filter(chain_position__isnull=True).count()
+    started = time.perf_counter()
+    sealed = events_seal().sealed
+    seal_rate = sealed / (time.perf_counter() - started)
+    print(
+        f"sealing: {sealed:,} events ({pending:,} pending) at {seal_rate:,.0f} events/s; "
+        f"÷ audited requests/s = {seal_rate / audited:.1f} (target >= 10)"
+    )
+
+    total = AuditEvent.objects.count()
+    verify_times, baseline_times = [], []
+    for round_ in range(3):
+        order = ("verify", "baseline") if round_ % 2 == 0 else ("baseline", "verify")
+        for name in order:
+            started = time.perf_counter()
+            if name == "verify":
+                result = chain_verify(stored_checkpoints=False)
+                assert result.ok, result.as_dict()
+                verify_times.append(time.perf_counter() - started)
+            else:
+                count = 0
+                for link in iter_sealed():
+                    hashlib.sha256(link.canonical).digest()
+                    count += 1
+                assert count == total
+                baseline_times.append(time.perf_counter() - started)
+    verify_rate, read_rate = total / median(verify_times), total / median(baseline_times)
+    print(
+        f"verification: {verify_rate:,.0f} events/s; reading and hashing the same {total:,} events: "
+        f"{read_rate:,.0f} events/s; ratio {verify_rate / read_rate:.2f} (target >= 0.5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
