@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from audit import triggers as audit_triggers
+from audit.selectors import chain_status
 from portal.celery import app
 from portal.tasks import BEAT_HEARTBEAT_KEY
 
@@ -47,6 +49,23 @@ def _workers() -> dict:
     return {"ok": bool(replies), "responding": [name for reply in replies for name in reply]}
 
 
+def _audit() -> dict:
+    """The trail's guards and its sealing: a missing trigger fails the check (the trail could be altered);
+    a backlog of unsealed events only warns (sealing catches up)."""
+    try:
+        missing = audit_triggers.problems(connection)
+        status = chain_status()
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    return {
+        "ok": not missing,
+        "triggers_missing": sorted(str(t) for t in missing),
+        "sealed": status.sealed,
+        "pending": status.pending,
+        "pending_warning": status.pending_warning,
+    }
+
+
 def _beat() -> dict:
     raw = cache.get(BEAT_HEARTBEAT_KEY)
     if raw is None:
@@ -58,9 +77,15 @@ def _beat() -> dict:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database(), "broker": _broker(), "worker": _workers(), "beat": _beat()}
+    checks = {
+        "database": _database(),
+        "broker": _broker(),
+        "worker": _workers(),
+        "beat": _beat(),
+        "audit": _audit(),
+    }
     # Beat only warns: a web node must keep serving while the singleton beat restarts.
-    healthy = all(checks[name]["ok"] for name in ("database", "broker", "worker"))
+    healthy = all(checks[name]["ok"] for name in ("database", "broker", "worker", "audit"))
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
     )

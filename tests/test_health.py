@@ -13,7 +13,8 @@ from portal.tasks import BEAT_HEARTBEAT_KEY, beat_heartbeat
 def test_healthz_is_public_and_reports_every_part(client, settings):
     response = client.get("/healthz")
     body = response.json()
-    assert set(body) == {"status", "database", "broker", "worker", "beat"}
+    assert set(body) == {"status", "database", "broker", "worker", "beat", "audit"}
+    assert body["audit"]["ok"] is True
     assert body["database"]["ok"] is True
     if settings.CELERY_TASK_ALWAYS_EAGER:
         assert response.status_code == 200
