@@ -20,7 +20,7 @@ from typing import Any
 
 from django.contrib.auth.models import Permission as AuthPermission
 from django.db import connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from portal.access.models import (
@@ -223,27 +223,27 @@ def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> 
     """The consumer with this public id if the user holds `permission` on them, and the grant that says so."""
     if scope.is_empty() or not PUBLIC_ID_PATTERN.fullmatch(public_id):
         raise NotVisible(public_id)
-    # One query: the consumer, and for each permission held on some segment, one of the consumer's segments
-    # that carries it (the lowest id: attribution stays stable).
-    by_permission = {p: scope.segment_ids(p) for p in {p for perms in scope.segments.values() for p in perms}}
+    # One query: the consumer, and whether it belongs to a segment of each group of segments that carry the
+    # same permissions under the same grants (usually one group: one subquery).
+    groups: dict[frozenset[tuple[str, int]], list[int]] = {}
+    for segment_id, perms in scope.segments.items():
+        groups.setdefault(frozenset(perms.items()), []).append(segment_id)
+    keyed = list(groups.items())
     annotations = {
-        f"segment_{p}": Subquery(
+        f"in_group_{index}": Exists(
             SegmentMembership.objects.filter(consumer_id=OuterRef("pk"), segment_id__in=ids)
-            .order_by("segment_id")
-            .values("segment_id")[:1]
         )
-        for p, ids in by_permission.items()
+        for index, (_perms, ids) in enumerate(keyed)
     }
     consumer = Consumer.objects.filter(public_id=public_id).annotate(**annotations).first()
     if consumer is None:
         raise NotVisible(public_id)
     held: dict[str, int] = dict(scope.consumers.get(consumer.pk, {}))
-    for perm in by_permission:
-        segment_id = getattr(consumer, f"segment_{perm}")
-        if segment_id is not None:
-            grant_id = scope.segments[segment_id][perm]
-            if perm not in held or grant_id < held[perm]:
-                held[perm] = grant_id
+    for index, (perms, _ids) in enumerate(keyed):
+        if getattr(consumer, f"in_group_{index}"):
+            for perm, grant_id in perms:
+                if perm not in held or grant_id < held[perm]:
+                    held[perm] = grant_id
     if permission not in held:
         raise NotVisible(public_id)
     grants = {perm: scope.grants[grant_id] for perm, grant_id in held.items()}
