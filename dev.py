@@ -72,7 +72,21 @@ def serve(addrport: str) -> None:
     if os.environ.get("REDIS_URL"):
         celery = str(BIN / "celery")
         helpers.append(
-            subprocess.Popen([celery, "-A", "portal", "worker", "-l", "INFO", "--concurrency", "2"], cwd=ROOT)
+            subprocess.Popen(
+                [
+                    celery,
+                    "-A",
+                    "portal",
+                    "worker",
+                    "-l",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "-Q",
+                    "default,audit,scoring,exports",
+                ],
+                cwd=ROOT,
+            )
         )
         helpers.append(
             subprocess.Popen(

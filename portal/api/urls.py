@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.api.views import audit, auth, exports, grants, records
+from portal.api.views import audit, auth, exports, grants, records, scoring
 
 app_name = "api"
 
@@ -29,6 +29,10 @@ urlpatterns = [
         audit.AuditCheckpointDetailView.as_view(),
         name="audit-checkpoint",
     ),
+    path("consumers/<str:public_id>/scores/", scoring.ConsumerScoresView.as_view(), name="consumer-scores"),
+    path("scoring/models/", scoring.ScorecardListView.as_view(), name="scoring-models"),
+    path("scoring/runs/", scoring.ScoreRunListView.as_view(), name="scoring-runs"),
+    path("scoring/runs/<str:run_id>/", scoring.ScoreRunDetailView.as_view(), name="scoring-run"),
     path("transactions/", records.TransactionListView.as_view(), name="transaction-list"),
     path("exports/", exports.ExportListView.as_view(), name="export-list"),
     path("exports/<str:export_id>/", exports.ExportDetailView.as_view(), name="export-detail"),

@@ -404,3 +404,53 @@ def test_audit_event_search_filters(api, demo):
     assert [r["action"] for r in rows["results"]] == ["consumer.read"]
     assert client.get("/api/v1/audit/events/", {"outcome": "maybe"}).status_code == 400
     assert client.get("/api/v1/audit/events/", {"since": "never"}).status_code == 400
+
+
+# --- Scoring -------------------------------------------------------------------------------------------------
+SCORING_LISTS = {
+    "/api/v1/scoring/models/": dict.fromkeys(PERSONAS, 200),
+    "/api/v1/scoring/runs/": {
+        "regulator": 403, "regulator2": 403, "shareholder": 403, "compliance": 200, "compliance2": 200,
+        "auditor": 200, "admin": 403,
+    },
+}
+RUN_START = {
+    "regulator": 403, "regulator2": 403, "shareholder": 403, "compliance": 400, "compliance2": 400,
+    "auditor": 403, "admin": 403,
+}
+
+
+def test_consumer_scores_by_role_and_scope(api, demo):
+    in_regulator = demo.consumer_in(CCF)
+    in_shareholder_only = demo.consumer_in(YRD, not_in=(CCF,))
+    failures = []
+    for role, (in_scope, out_of_scope, unknown) in CONSUMER_OBJECT.items():
+        for public_id, expected in (
+            (in_regulator.public_id, in_scope),
+            (in_shareholder_only.public_id, out_of_scope),
+            (UNKNOWN_CONSUMER, unknown),
+        ):
+            status = api(role).get(f"/api/v1/consumers/{public_id}/scores/").status_code
+            if status != expected:
+                failures.append(f"{role} scores of {public_id}: {status}, expected {expected}")
+    assert not failures, "\n".join(failures)
+
+
+def test_scoring_lists_by_role(api, demo):
+    failures = []
+    for path, expectations in SCORING_LISTS.items():
+        for role, expected in expectations.items():
+            status = api(role).get(path).status_code
+            if status != expected:
+                failures.append(f"{role} GET {path}: {status}, expected {expected}")
+    assert not failures, "\n".join(failures)
+
+
+def test_starting_a_run_by_role(api, demo):
+    # An unknown model version: compliance gets the 400 that names it; every other role may never start one.
+    for role, expected in RUN_START.items():
+        response = api(role).post("/api/v1/scoring/runs/", {"kind": "full", "version": "no-such-model"},
+                                  content_type="application/json")
+        assert response.status_code == expected, role
+        if expected == 400:
+            assert "version" in response.json()
