@@ -27,7 +27,7 @@ def request_export(client, segment_id: int | None, kind: str = "transactions"):
 
 
 def test_an_export_is_built_and_its_download_audited_with_the_sha256(
-    api, demo, django_capture_on_commit_callbacks
+    api, demo, eager_tasks, django_capture_on_commit_callbacks
 ):
     client = api("regulator")
     with django_capture_on_commit_callbacks(execute=True):
