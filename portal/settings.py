@@ -301,6 +301,12 @@ AUDIT_PENDING_WARNING_SECONDS = 60
 # The reviewed list of paths that serve no consumer data and are not audited (prefixes). Everything else is.
 AUDIT_EXEMPT_PATH_PREFIXES = ["/healthz", "/static/", "/api/schema/", "/api/docs/", "/favicon.ico"]
 
+# --- Scoring --------------------------------------------------------------------------------------------
+# Consumers per refresh chunk (one task, one feature query, one bulk write), and how long a worker may hold a
+# chunk before another may take it over: above the chunk task's hard time limit (300 s).
+SCORING_CHUNK_SIZE = envint("SCORING_CHUNK_SIZE", "5000")
+SCORING_CHUNK_LEASE_SECONDS = envint("SCORING_CHUNK_LEASE_SECONDS", "600")
+
 # --- Logging --------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

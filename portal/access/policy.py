@@ -239,9 +239,9 @@ def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> 
     if consumer is None:
         raise NotVisible(public_id)
     held: dict[str, int] = dict(scope.consumers.get(consumer.pk, {}))
-    for index, (perms, _ids) in enumerate(keyed):
+    for index, (group_permissions, _ids) in enumerate(keyed):
         if getattr(consumer, f"in_group_{index}"):
-            for perm, grant_id in perms:
+            for perm, grant_id in group_permissions:
                 if perm not in held or grant_id < held[perm]:
                     held[perm] = grant_id
     if permission not in held:

@@ -406,17 +406,27 @@ def test_audit_event_search_filters(api, demo):
     assert client.get("/api/v1/audit/events/", {"since": "never"}).status_code == 400
 
 
-# --- Scoring -------------------------------------------------------------------------------------------------
+# --- Scoring -----------------------------------------------------------------------------------------------
 SCORING_LISTS = {
     "/api/v1/scoring/models/": dict.fromkeys(PERSONAS, 200),
     "/api/v1/scoring/runs/": {
-        "regulator": 403, "regulator2": 403, "shareholder": 403, "compliance": 200, "compliance2": 200,
-        "auditor": 200, "admin": 403,
+        "regulator": 403,
+        "regulator2": 403,
+        "shareholder": 403,
+        "compliance": 200,
+        "compliance2": 200,
+        "auditor": 200,
+        "admin": 403,
     },
 }
 RUN_START = {
-    "regulator": 403, "regulator2": 403, "shareholder": 403, "compliance": 400, "compliance2": 400,
-    "auditor": 403, "admin": 403,
+    "regulator": 403,
+    "regulator2": 403,
+    "shareholder": 403,
+    "compliance": 400,
+    "compliance2": 400,
+    "auditor": 403,
+    "admin": 403,
 }
 
 
@@ -449,8 +459,11 @@ def test_scoring_lists_by_role(api, demo):
 def test_starting_a_run_by_role(api, demo):
     # An unknown model version: compliance gets the 400 that names it; every other role may never start one.
     for role, expected in RUN_START.items():
-        response = api(role).post("/api/v1/scoring/runs/", {"kind": "full", "version": "no-such-model"},
-                                  content_type="application/json")
+        response = api(role).post(
+            "/api/v1/scoring/runs/",
+            {"kind": "full", "version": "no-such-model"},
+            content_type="application/json",
+        )
         assert response.status_code == expected, role
         if expected == 400:
             assert "version" in response.json()

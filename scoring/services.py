@@ -1,0 +1,643 @@
+"""Writes of the scoring app: installing scorecards, starting score runs, and processing their chunks.
+
+A run is planned in one transaction (the run, its chunks, its audit event) and its chunk tasks are enqueued
+only once that commits. Each chunk is claimed with a lease in the database, scored with one INSERT ... SELECT
+and one set-based UPDATE of current scores, and marked done in the same transaction, so a chunk is either
+wholly done or not at all, and re-running it adds nothing (unique per run and consumer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from audit import recorder
+from portal.records.models import Consumer, Transaction
+from scoring import calibration, quality
+from scoring.features import FEATURES, FEATURES_BY_CODE, GROUPS, MISSING_REASONS, Window
+from scoring.models import CreditScore, Scorecard, ScoreChunk, ScoreRun
+from scoring.scorecards import scored_sql
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key serialising run starts (b"scoring" as an integer): two starts behind a barrier
+# queue here instead of both planning, and the partial unique constraint still refuses the second.
+RUN_START_LOCK = 0x73636F72696E67
+MAX_ATTEMPTS = 3
+
+
+class ScoringError(Exception):
+    """A scoring request that cannot go ahead; the message says why and is safe to show the requester."""
+
+
+class UnknownScorecard(ScoringError):
+    pass
+
+
+class RunAlreadyRunning(ScoringError):
+    pass
+
+
+class NothingToScore(ScoringError):
+    pass
+
+
+class LeaseLost(Exception):
+    """This task's claim on a chunk lapsed and another task took it over: that task will finish it."""
+
+
+def chunk_size() -> int:
+    return int(getattr(settings, "SCORING_CHUNK_SIZE", 5_000))
+
+
+def lease_seconds() -> int:
+    """How long a claim lasts: beyond the chunk task's hard time limit, so a live task never loses its chunk,
+    and short enough that a dead worker's chunk is retried within minutes."""
+    return int(getattr(settings, "SCORING_CHUNK_LEASE_SECONDS", 10 * 60))
+
+
+# --- Scorecards -------------------------------------------------------------------------------------------
+SCORECARD_FIELDS = (
+    "name",
+    "pdo",
+    "base_score",
+    "base_odds",
+    "base_points",
+    "features",
+    "missing_groups",
+    "metrics",
+)
+
+
+@transaction.atomic
+def scorecard_import(*, definition: Mapping[str, Any], activate: bool = False) -> Scorecard:
+    """Install a scorecard from its JSON definition (as calibrate_scorecard writes it). Idempotent per
+    version: an existing version is left as it is, since scores already point at it."""
+    scorecard, _created = Scorecard.objects.get_or_create(
+        version=definition["version"], defaults={name: definition[name] for name in SCORECARD_FIELDS}
+    )
+    if activate and not scorecard.is_active:
+        scorecard_activate(scorecard=scorecard)
+    return scorecard
+
+
+@transaction.atomic
+def scorecard_activate(*, scorecard: Scorecard) -> Scorecard:
+    # Deactivate first: the partial unique constraint allows one active row at every instant.
+    Scorecard.objects.filter(is_active=True).exclude(pk=scorecard.pk).update(is_active=False)
+    Scorecard.objects.filter(pk=scorecard.pk).update(is_active=True)
+    scorecard.is_active = True
+    return scorecard
+
+
+# --- Runs -------------------------------------------------------------------------------------------------
+def _plan_sql(incremental: bool) -> str:
+    """(first id, last id, count) of each chunk: consecutive consumer ids, `size` consumers each."""
+    consumer, txn = Consumer._meta.db_table, Transaction._meta.db_table
+    ids = (
+        f"SELECT DISTINCT consumer_id AS id FROM {txn} "  # noqa: S608 - table names from _meta
+        "WHERE id > %(watermark_from)s AND id <= %(watermark_to)s"
+        if incremental
+        else f"SELECT id FROM {consumer}"  # noqa: S608
+    )
+    return f"""
+SELECT MIN(id), MAX(id), COUNT(*) FROM (
+  SELECT id, (ROW_NUMBER() OVER (ORDER BY id) - 1) / %(size)s AS bucket FROM ({ids}) ids
+) buckets GROUP BY bucket ORDER BY bucket"""  # noqa: S608
+
+
+def _lock_run_starts() -> None:
+    """Serialise run starts, and make the watermark exact.
+
+    Ids are drawn when rows are inserted, not when they commit: a transaction still open could commit an id
+    below the highest one visible now, and an incremental run starting above it would never score that row.
+    A SHARE lock on the transactions table waits for every open insert to commit (and holds new ones back
+    until this start commits, a second or so), so every id up to the maximum read next is visible.
+    SQLite needs neither: its transactions begin IMMEDIATE (settings), so writers are serialised already.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RUN_START_LOCK])
+            cursor.execute("SET LOCAL lock_timeout = '60s'")
+            try:
+                with transaction.atomic():
+                    cursor.execute(f"LOCK TABLE {Transaction._meta.db_table} IN SHARE MODE")
+            except OperationalError:
+                raise ScoringError("transactions were being written for a minute: try again later") from None
+
+
+def score_run_start(
+    *,
+    kind: str,
+    requested_by: Any = None,
+    version: str | None = None,
+    celery_task_id: str = "",
+) -> ScoreRun:
+    """Start a full or incremental refresh with the active scorecard (or the one named by `version`).
+
+    Raises UnknownScorecard, RunAlreadyRunning (one running run per kind), NothingToScore (an incremental run
+    with no new transactions) and audit.recorder.AuditWriteError: a run that cannot be audited does not start.
+    """
+    if kind not in ScoreRun.Kind.values:
+        raise ScoringError(f"unknown run kind {kind!r}: use one of {', '.join(ScoreRun.Kind.values)}")
+    with transaction.atomic():
+        if version is None:
+            scorecard = Scorecard.objects.filter(is_active=True).first()
+            if scorecard is None:
+                raise UnknownScorecard("no scorecard is active")
+        else:
+            scorecard = Scorecard.objects.filter(version=version).first()
+            if scorecard is None:
+                raise UnknownScorecard(f"unknown scorecard version {version!r}")
+        _lock_run_starts()
+        # Under the lock this check cannot race; the constraint below is the guarantee regardless.
+        if ScoreRun.objects.filter(kind=kind, status=ScoreRun.Status.RUNNING).exists():
+            raise RunAlreadyRunning(f"a {kind} run is already running")
+
+        now = timezone.now()
+        watermark_to = Transaction.objects.aggregate(top=Max("id"))["top"] or 0
+        watermark_from = 0
+        if kind == ScoreRun.Kind.INCREMENTAL:
+            finished = ScoreRun.objects.filter(status=ScoreRun.Status.FINISHED).aggregate(
+                top=Max("watermark_to")
+            )
+            watermark_from = min(finished["top"] or 0, watermark_to)
+            if watermark_from == watermark_to:
+                raise NothingToScore("no transactions have arrived since the last finished run")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _plan_sql(kind == ScoreRun.Kind.INCREMENTAL),
+                {"size": chunk_size(), "watermark_from": watermark_from, "watermark_to": watermark_to},
+            )
+            plan = cursor.fetchall()
+
+        run = ScoreRun(
+            kind=kind,
+            scorecard=scorecard,
+            requested_by=requested_by,
+            celery_task_id=celery_task_id,
+            created_at=now,
+            as_of=now,
+            watermark_from=watermark_from,
+            watermark_to=watermark_to,
+            consumers_planned=sum(count for _first, _last, count in plan),
+            chunks_total=len(plan),
+        )
+        try:
+            with transaction.atomic():
+                run.save(force_insert=True)
+        except IntegrityError:
+            raise RunAlreadyRunning(f"a {kind} run is already running") from None
+        # A pending chunk's lease says by when its queued task should have claimed it.
+        lease = now + timedelta(seconds=lease_seconds())
+        chunks = ScoreChunk.objects.bulk_create(
+            ScoreChunk(
+                run=run,
+                first_consumer_id=first,
+                last_consumer_id=last,
+                consumers_planned=count,
+                lease_expires_at=lease,
+            )
+            for first, last, count in plan
+        )
+        recorder.record(
+            actor=requested_by,
+            action="scoring.run.started",
+            outcome="allowed",
+            resource_kind="score_run",
+            requested_id=str(run.pk),
+            row_count=run.consumers_planned,
+        )
+        if not chunks:  # no consumers at all: the run is complete as planned
+            _finish(run, now)
+        for chunk in chunks:
+            _enqueue(chunk.pk)
+    return run
+
+
+def _enqueue(chunk_id: int) -> None:
+    """Send the chunk's task once the transaction that created (or re-leased) it commits. Robust: a broker
+    hiccup must not undo a committed run; the chunk's lease then lapses and the requeue task resends it."""
+    from scoring.tasks import score_chunk
+
+    def send_score_chunk() -> None:  # a named function: Django logs a robust callback's __qualname__
+        score_chunk.delay(chunk_id)
+
+    transaction.on_commit(send_score_chunk, robust=True)
+
+
+def _finish(run: ScoreRun, now: datetime) -> None:
+    """Mark a run whose every chunk is done as finished, with its audit event, inside the caller's
+    transaction: the run does not count as finished (its watermark does not advance) without its event."""
+    run.status = ScoreRun.Status.FINISHED
+    run.finished_at = now
+    _durable_commit()
+    ScoreRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=now)
+    recorder.record(
+        actor=run.requested_by,
+        action="scoring.run.finished",
+        outcome="allowed",
+        resource_kind="score_run",
+        requested_id=str(run.pk),
+        row_count=run.consumers_scored,
+    )
+
+
+def _fail(run: ScoreRun, now: datetime, error: str) -> None:
+    run.status = ScoreRun.Status.FAILED
+    run.finished_at = now
+    _durable_commit()
+    run.errors = [*run.errors, error][-50:]
+    ScoreRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=now, errors=run.errors)
+    recorder.record(
+        actor=run.requested_by,
+        action="scoring.run.finished",
+        outcome="error",
+        resource_kind="score_run",
+        requested_id=str(run.pk),
+        row_count=run.consumers_scored,
+    )
+
+
+# --- Chunks -----------------------------------------------------------------------------------------------
+def _claim(chunk_id: int, task_id: str, now: datetime) -> bool:
+    """Take the chunk if it is pending, or running under a lease that lapsed, and its run still runs.
+
+    One UPDATE whose conditions are on the chunk row itself: on PostgreSQL a second claimer blocks on the row,
+    then re-checks them against the first claimer's committed row and finds it taken.
+    """
+    chunk, run = ScoreChunk._meta.db_table, ScoreRun._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {chunk} SET status = 'running', lease_expires_at = %(lease)s, attempts = attempts + 1,
+                  celery_task_id = %(task)s, started_at = %(now)s
+                WHERE id = %(id)s AND attempts < %(max)s
+                  AND (status = 'pending' OR (status = 'running' AND lease_expires_at < %(now)s))
+                  AND run_id IN (SELECT r.id FROM {run} r WHERE r.status = 'running')""",  # noqa: S608
+            {
+                "lease": connection.ops.adapt_datetimefield_value(now + timedelta(seconds=lease_seconds())),
+                "task": task_id,
+                "now": connection.ops.adapt_datetimefield_value(now),
+                "id": chunk_id,
+                "max": MAX_ATTEMPTS,
+            },
+        )
+        return cursor.rowcount == 1
+
+
+def score_chunk_process(*, chunk_id: int, task_id: str) -> int | None:
+    """Score one chunk: claim it, write its scores and current scores, mark it done, and finish the run if it
+    was the last. Returns the number of consumers scored, or None if the chunk was not ours to take (done,
+    claimed by a live task, or its run is over). Raises LeaseLost if the claim lapsed while working."""
+    if not _claim(chunk_id, task_id, timezone.now()):
+        return None
+    with transaction.atomic():
+        _tune_chunk_transaction()
+        chunk = ScoreChunk.objects.select_related("run__scorecard").get(pk=chunk_id)
+        run = chunk.run
+        scored = _write_scores(chunk, run, task_id, timezone.now())
+        _update_current_scores(chunk, run)
+        now = timezone.now()
+        done = ScoreChunk.objects.filter(
+            pk=chunk.pk, status=ScoreChunk.Status.RUNNING, celery_task_id=task_id
+        ).update(
+            status=ScoreChunk.Status.DONE,
+            consumers_scored=scored,
+            finished_at=now,
+            lease_expires_at=now,
+            error="",
+        )
+        if not done:
+            raise LeaseLost(f"chunk {chunk.pk} was taken over while task {task_id} worked on it")
+        # The run row is the one lock chunks share, taken last and briefly: counters stay exact and exactly
+        # one chunk sees the run complete, without serialising the chunks' real work.
+        run = (
+            ScoreRun.objects.select_for_update(of=("self",))
+            .select_related("requested_by__organisation")
+            .get(pk=run.pk)
+        )
+        run.chunks_done += 1
+        run.consumers_scored += scored
+        ScoreRun.objects.filter(pk=run.pk).update(
+            chunks_done=run.chunks_done, consumers_scored=run.consumers_scored
+        )
+        if run.status == ScoreRun.Status.RUNNING and run.chunks_done == run.chunks_total:
+            _finish(run, now)
+    return scored
+
+
+def _tune_chunk_transaction() -> None:
+    """PostgreSQL, for this transaction only: no JIT, since the chunk statement's (wildly over-) estimated
+    cost triggers a compilation that takes longer than running it; room to sort the reasons in memory; and
+    an asynchronous commit. That last one is safe because a chunk's scores and its "done" mark commit
+    together: a crash that loses the commit loses both, and the lease brings the chunk back. A commit that
+    carries an audit event is made synchronous again (_durable_commit)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true), "
+                "set_config('synchronous_commit', 'off', true)"
+            )
+
+
+def _durable_commit() -> None:
+    """Make the current transaction's commit wait for the disk again (it records an audit event)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('synchronous_commit', 'on', true)")
+
+
+def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime) -> int:
+    """One INSERT ... SELECT: features, points, reasons and hash of the whole chunk, computed in the
+    database. ON CONFLICT DO NOTHING makes a repeated chunk a no-op."""
+    incremental = run.kind == ScoreRun.Kind.INCREMENTAL
+    ctes, select, params = scored_sql(connection, run.scorecard, incremental=incremental)
+    columns = ", ".join(
+        [
+            "run_id",
+            "scorecard_id",
+            "computed_at",
+            "watermark",
+            "celery_task_id",
+            "consumer_id",
+            "value",
+            "features_hash",
+            *(f"reason_{slot}_{name}" for slot in range(1, 5) for name in ("code", "en", "zh", "points")),
+        ]
+    )
+    # The constant columns go first, then the scored SELECT's own columns.
+    select = select.replace(
+        "SELECT p.consumer_id,",
+        "SELECT %(run_id)s, %(scorecard_id)s, %(computed_at)s, %(watermark_to)s, %(task_id)s, p.consumer_id,",
+        1,
+    )
+    window = Window(cutoff=run.as_of, watermark=run.watermark_to)
+    sql = (
+        # INSERT first, WITH inside: Python's sqlite3 reports a row count only for statements that start
+        # with INSERT. SQLite also needs a WHERE before an upsert's ON CONFLICT when rows come from a SELECT.
+        f"INSERT INTO {CreditScore._meta.db_table} ({columns}) WITH {ctes} {select} "
+        "WHERE 1 = 1 ON CONFLICT (run_id, consumer_id) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                **params,
+                **window.params(connection),
+                "lo": chunk.first_consumer_id,
+                "hi": chunk.last_consumer_id,
+                "watermark_from": run.watermark_from,
+                "run_id": run.pk,
+                "scorecard_id": run.scorecard_id,
+                "computed_at": connection.ops.adapt_datetimefield_value(now),
+                "watermark_to": run.watermark_to,
+                "task_id": task_id,
+            },
+        )
+        return max(cursor.rowcount, 0)
+
+
+def _update_current_scores(chunk: ScoreChunk, run: ScoreRun) -> None:
+    """Copy this run's scores of the chunk to Consumer.current_score, in one UPDATE. A score computed from
+    older data never overwrites one from newer data (an incremental run may finish before a full one), and
+    an unchanged score is not rewritten (most stay the same between runs; a rewrite touches every index)."""
+    consumer, score = Consumer._meta.db_table, CreditScore._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {consumer} SET current_score = s.value
+                FROM {score} s
+                WHERE s.run_id = %(run)s AND s.consumer_id BETWEEN %(lo)s AND %(hi)s
+                  AND {consumer}.id = s.consumer_id
+                  AND ({consumer}.current_score IS NULL OR {consumer}.current_score <> s.value)
+                  AND NOT EXISTS (SELECT 1 FROM {score} n
+                                  WHERE n.consumer_id = s.consumer_id AND n.watermark > s.watermark)""",  # noqa: S608
+            {"run": run.pk, "lo": chunk.first_consumer_id, "hi": chunk.last_consumer_id},
+        )
+
+
+@transaction.atomic
+def score_chunk_fail(*, chunk_id: int, task_id: str, error: str) -> bool:
+    """Record a failed attempt. Returns True if the chunk may be retried; after MAX_ATTEMPTS it fails for good
+    and so does its run (its watermark must not advance past consumers it never scored)."""
+    now = timezone.now()
+    chunk = ScoreChunk.objects.select_for_update().filter(pk=chunk_id, celery_task_id=task_id).first()
+    if chunk is None or chunk.status != ScoreChunk.Status.RUNNING:
+        return False  # no longer ours
+    retry = chunk.attempts < MAX_ATTEMPTS
+    chunk.status = ScoreChunk.Status.PENDING if retry else ScoreChunk.Status.FAILED
+    chunk.error = error[:2000]
+    # A retried chunk may be claimed again at once; its retry task carries it.
+    chunk.lease_expires_at = now + timedelta(seconds=lease_seconds()) if retry else now
+    chunk.finished_at = None if retry else now
+    chunk.save(update_fields=["status", "error", "lease_expires_at", "finished_at"])
+    if not retry:
+        _chunk_failed_for_good(
+            chunk, now, f"chunk {chunk.first_consumer_id}-{chunk.last_consumer_id}: {error}"[:2000]
+        )
+    return retry
+
+
+def _chunk_failed_for_good(chunk: ScoreChunk, now: datetime, error: str) -> None:
+    run = (
+        ScoreRun.objects.select_for_update(of=("self",))
+        .select_related("requested_by__organisation")
+        .get(pk=chunk.run_id)
+    )
+    run.chunks_failed += 1
+    ScoreRun.objects.filter(pk=run.pk).update(chunks_failed=run.chunks_failed)
+    if run.status == ScoreRun.Status.RUNNING:
+        _fail(run, now, error)
+
+
+def score_chunks_requeue_expired(*, now: datetime | None = None) -> list[int]:
+    """Re-enqueue the chunks of running runs whose lease lapsed: their task died with its worker (or its
+    message was lost). A chunk out of attempts fails instead. Returns the ids re-enqueued."""
+    now = now or timezone.now()
+    requeued: list[int] = []
+    with transaction.atomic():
+        expired = list(
+            ScoreChunk.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                status__in=[ScoreChunk.Status.PENDING, ScoreChunk.Status.RUNNING],
+                lease_expires_at__lt=now,
+                run__status=ScoreRun.Status.RUNNING,
+            )
+            .order_by("id")
+        )
+        for chunk in expired:
+            if chunk.attempts >= MAX_ATTEMPTS:
+                chunk.status = ScoreChunk.Status.FAILED
+                chunk.finished_at = now
+                chunk.error = chunk.error or "lease expired on the last attempt"
+                chunk.save(update_fields=["status", "finished_at", "error"])
+                _chunk_failed_for_good(
+                    chunk, now, f"chunk {chunk.first_consumer_id}-{chunk.last_consumer_id}: {chunk.error}"
+                )
+            else:
+                requeued.append(chunk.pk)
+        if requeued:
+            # Pending again with a fresh lease: the claim accepts it, and the next requeue waits a lease.
+            ScoreChunk.objects.filter(pk__in=requeued).update(
+                status=ScoreChunk.Status.PENDING, lease_expires_at=now + timedelta(seconds=lease_seconds())
+            )
+            for chunk_id in requeued:
+                _enqueue(chunk_id)
+    return requeued
+
+
+# --- Calibration ------------------------------------------------------------------------------------------
+class _Rollback(Exception):
+    """Raised to undo the calibration worlds once they have been measured."""
+
+
+def scorecard_calibrate(
+    *,
+    version: str,
+    name: str,
+    calibration_seed: int,
+    validation_seed: int,
+    consumers: int,
+    validation_consumers: int,
+    end: date,
+    pdo: float = 40.0,
+    base_score: float = 660.0,
+    base_odds: float = 32.0,
+    keep_worlds: bool = False,
+) -> dict[str, Any]:
+    """Fit a scorecard on one generated world and measure it on another; return its JSON definition.
+
+    Both worlds are loaded into the current database with portal.records.loader and their features computed by
+    the production SQL as of one year before `end`. Unless `keep_worlds`, everything loaded is rolled back:
+    run it on a scratch database in production, since the load locks the records tables while it lasts.
+    """
+    if calibration_seed == validation_seed:
+        raise ScoringError("calibrate on one seed and validate on another: the same seed would leak")
+    definition: dict[str, Any] = {}
+    try:
+        with transaction.atomic():
+            definition = _calibrate(
+                version=version,
+                name=name,
+                calibration_seed=calibration_seed,
+                validation_seed=validation_seed,
+                consumers=consumers,
+                validation_consumers=validation_consumers,
+                end=end,
+                pdo=pdo,
+                base_score=base_score,
+                base_odds=base_odds,
+            )
+            if not keep_worlds:
+                raise _Rollback
+    except _Rollback:
+        pass
+    return definition
+
+
+def _calibrate(
+    *,
+    version: str,
+    name: str,
+    calibration_seed: int,
+    validation_seed: int,
+    consumers: int,
+    validation_consumers: int,
+    end: date,
+    pdo: float,
+    base_score: float,
+    base_odds: float,
+) -> dict[str, Any]:
+    train = quality.load_world(seed=calibration_seed, consumers=consumers, end=end)
+    test = quality.load_world(seed=validation_seed, consumers=validation_consumers, end=end)
+    rows = quality.world_features(train)
+    ids = sorted(rows)
+    model = calibration.fit_scorecard(
+        [calibration.Candidate(f.code, f.risk_rises, f.missing_group) for f in FEATURES],
+        [rows[i] for i in ids],
+        [train.bads[i] for i in ids],
+        pdo=pdo,
+        base_score=base_score,
+        base_odds=base_odds,
+    )
+    card = Scorecard(
+        version=version,
+        name=name,
+        pdo=pdo,
+        base_score=base_score,
+        base_odds=base_odds,
+        base_points=model.base_points,
+        features=[_feature_definition(f) for f in model.features],
+        missing_groups={
+            group: {
+                "owner": owner,
+                "points": model.missing_points[group],
+                "reason_en": MISSING_REASONS[group][0],
+                "reason_zh": MISSING_REASONS[group][1],
+            }
+            for group, owner in model.missing_owner.items()
+        },
+    )
+    validation = quality.measure(quality.world_scores(card, test), test.bads)
+    in_sample = quality.measure(quality.world_scores(card, train), train.bads)
+    card.metrics = {
+        "auc": validation["auc"],
+        "deciles": validation["deciles"],
+        "deciles_fall_monotonically": validation["deciles_fall_monotonically"],
+        "outcome": "a repayment due in the 12 months after the as-of date paid 90 or more days late",
+        "population": "consumers who had joined before the as-of date",
+        "calibration": {**train.describe(), "auc": in_sample["auc"]},
+        "validation": test.describe(),
+        "group_weights": _group_weights(card.features),
+        "dropped": model.dropped,
+        "method": (
+            "monotone bins (declared direction, pool-adjacent-violators), weight of evidence, logistic "
+            "regression with one indicator per missing group, points = -factor * coefficient * WoE"
+        ),
+    }
+    return {"version": version, **{name: getattr(card, name) for name in SCORECARD_FIELDS}}
+
+
+def _feature_definition(fitted: calibration.FittedFeature) -> dict[str, Any]:
+    spec = FEATURES_BY_CODE[fitted.code]
+    return {
+        "code": spec.code,
+        "group": spec.group,
+        "label_en": spec.label_en,
+        "label_zh": spec.label_zh,
+        "reason_en": spec.reason_en,
+        "reason_zh": spec.reason_zh,
+        "risk_rises": spec.risk_rises,
+        "missing_group": spec.missing_group,
+        "coefficient": round(fitted.coefficient, 6),
+        "bins": [
+            {
+                "lower": b.lower,
+                "upper": b.upper,
+                "missing": b.missing,
+                "points": points,
+                "woe": round(b.woe, 4),
+                "count": b.count,
+                "bad_rate": round(b.bad_rate, 4),
+            }
+            for b, points in zip(fitted.bins, fitted.points, strict=True)
+        ],
+    }
+
+
+def _group_weights(features: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each group's share of the scorecard's point spread, next to the FICO weighting it follows."""
+    spread = {group: 0 for group in GROUPS}
+    for feature in features:
+        points = [b["points"] for b in feature["bins"] if b["count"] or not b["missing"]]
+        spread[feature["group"]] += max(points) - min(points)
+    total = sum(spread.values()) or 1
+    return {
+        group: {"fitted": round(spread[group] / total, 3), "target": GROUPS[group][2]} for group in GROUPS
+    }
