@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: serve test check format bench-load bench-access
+.PHONY: serve test check format bench-load bench-access bench-audit bench-scoring
 
 serve:
 	python3 dev.py serve
@@ -24,3 +24,9 @@ bench-load:
 
 bench-access:
 	$(PY) bench/access.py
+
+bench-audit:
+	$(PY) bench/audit.py
+
+bench-scoring:
+	$(PY) bench/scoring.py
