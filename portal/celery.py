@@ -29,8 +29,15 @@ class EmbeddedBeat(threading.Thread):
         self.tick_seconds = tick_seconds
         self.stopping = threading.Event()
 
+    @staticmethod
+    def entries() -> dict[str, dict]:
+        """The schedule, with every app's tasks module imported first: a worker does that when it starts,
+        and without it this process would not know the tasks the schedule names."""
+        app.loader.import_default_modules()
+        return {name: dict(app.conf.beat_schedule[name]) for name in app.conf.beat_schedule}
+
     def run(self) -> None:
-        entries = {name: app.conf.beat_schedule[name] for name in app.conf.beat_schedule}
+        entries = self.entries()
         last_run: dict[str, datetime] = {}
         while not self.stopping.wait(self.tick_seconds):
             for name, entry in entries.items():

@@ -1,5 +1,8 @@
 """GET /healthz reports the database, the broker, the workers and beat."""
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -7,6 +10,7 @@ from django.core.cache import cache
 
 from portal.celery import EmbeddedBeat, app
 from portal.tasks import BEAT_HEARTBEAT_KEY, beat_heartbeat
+from tests.conftest import ROOT
 
 
 @pytest.mark.django_db
@@ -70,3 +74,23 @@ def test_healthz_is_unavailable_without_a_worker(client, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["worker"]["ok"] is False
+
+
+def test_the_embedded_beat_knows_every_scheduled_task():
+    """In a fresh process (as `manage.py serve` is), every scheduled task resolves."""
+    code = (
+        "import django; django.setup()\n"
+        "from portal.celery import EmbeddedBeat, app\n"
+        "missing = [e['task'] for e in EmbeddedBeat.entries().values() if e['task'] not in app.tasks]\n"
+        "print(missing)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
