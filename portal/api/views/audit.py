@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit import checkpoints, selectors, verify
+from audit import chain, checkpoints, selectors, verify
 from audit.models import AuditCheckpoint, AuditEvent
 from portal.access import policy
 from portal.access.models import Permission
@@ -29,33 +29,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "occurred_at",
-            "actor_username",
-            "actor_organisation",
-            "actor_role",
-            "action",
-            "outcome",
-            "method",
-            "path",
-            "query",
-            "status",
-            "request_id",
-            "client_ip",
-            "user_agent",
-            "grant_id",
-            "purpose",
-            "resource_kind",
-            "requested_id",
-            "row_count",
-            "search_hash",
-            "export_sha256",
-            "chain_position",
-            "hash",
-            "sealed_at",
-            "subjects",
-        ]
+        # Every recorded field but the internal user id, with the event's own hash and its subjects.
+        fields = [name for name in chain.EVENT_FIELDS if name != "actor_id"] + ["hash", "subjects"]
 
     def get_subjects(self, event: AuditEvent) -> list[str]:
         return [s.public_id for s in event.subjects.all()]

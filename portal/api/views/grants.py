@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -130,6 +130,7 @@ class GrantListView(PortalView):
 class GrantActionView(PortalView):
     gate = "grants_decide"
     verb = ""
+    form_class: type[serializers.Serializer] = GrantDecisionSerializer
 
     def _grant(self, grant_id: str) -> AccessGrant:
         self.note.resource_kind, self.note.requested_id = "grant", grant_id[:100]
@@ -142,54 +143,38 @@ class GrantActionView(PortalView):
     def post(self, request: Request, grant_id: str) -> Response:
         self.note.action = f"grant.{self.verb}"
         grant = self._grant(grant_id)
+        form = self.form_class(data=request.data)
+        form.is_valid(raise_exception=True)
         try:
-            grant = self.decide(request, grant)
+            grant = self.decide(grant, form.validated_data)
         except services.GrantError as error:
             return _raise(error)
         return Response(GrantSerializer(grants_for(self.user).get(pk=grant.pk)).data)
 
-    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
+    def decide(self, grant: AccessGrant, data: dict) -> AccessGrant:
         raise NotImplementedError
 
 
+@extend_schema_view(post=extend_schema(request=GrantDecisionSerializer, responses=GrantSerializer))
 class GrantApproveView(GrantActionView):
     verb = "approve"
 
-    @extend_schema(request=GrantDecisionSerializer, responses=GrantSerializer)
-    def post(self, request: Request, grant_id: str) -> Response:
-        return super().post(request, grant_id)
-
-    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
-        form = GrantDecisionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        return services.grant_approve(
-            grant=grant, approver=self.user, note=form.validated_data.get("note", "")
-        )
+    def decide(self, grant: AccessGrant, data: dict) -> AccessGrant:
+        return services.grant_approve(grant=grant, approver=self.user, note=data.get("note", ""))
 
 
+@extend_schema_view(post=extend_schema(request=GrantDecisionSerializer, responses=GrantSerializer))
 class GrantRejectView(GrantActionView):
     verb = "reject"
 
-    @extend_schema(request=GrantDecisionSerializer, responses=GrantSerializer)
-    def post(self, request: Request, grant_id: str) -> Response:
-        return super().post(request, grant_id)
-
-    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
-        form = GrantDecisionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        return services.grant_reject(
-            grant=grant, approver=self.user, note=form.validated_data.get("note", "")
-        )
+    def decide(self, grant: AccessGrant, data: dict) -> AccessGrant:
+        return services.grant_reject(grant=grant, approver=self.user, note=data.get("note", ""))
 
 
+@extend_schema_view(post=extend_schema(request=GrantRevokeSerializer, responses=GrantSerializer))
 class GrantRevokeView(GrantActionView):
     verb = "revoke"
+    form_class = GrantRevokeSerializer
 
-    @extend_schema(request=GrantRevokeSerializer, responses=GrantSerializer)
-    def post(self, request: Request, grant_id: str) -> Response:
-        return super().post(request, grant_id)
-
-    def decide(self, request: Request, grant: AccessGrant) -> AccessGrant:
-        form = GrantRevokeSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        return services.grant_revoke(grant=grant, revoker=self.user, reason=form.validated_data["reason"])
+    def decide(self, grant: AccessGrant, data: dict) -> AccessGrant:
+        return services.grant_revoke(grant=grant, revoker=self.user, reason=data["reason"])
