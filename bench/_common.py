@@ -90,3 +90,49 @@ def client_for(user, *, audit: bool, bare: bool = False):
         secret, _ = token_create(user=user)
         client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
     return client
+
+
+REQUEST_WORLD = "portal_bench_access"
+
+
+def request_bench_arguments(doc: str):
+    """The command line shared by the request benchmarks (bench/access.py, bench/audit.py)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--consumers", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=200, help="requests per variant per round")
+    return parser.parse_args()
+
+
+def open_request_world(consumers: int):
+    """Set up Django on the request benchmarks' scratch database, loaded (once) with `consumers` synthetic
+    consumers and the demo organisations, users and grants. Returns `regulator` and the path of the
+    consumer-transactions list of the first consumer in their granted segment."""
+    import time
+    from datetime import date
+
+    os.environ["PORTAL_EMBEDDED_BEAT"] = "false"
+    sys.path.insert(0, str(ROOT / "bench"))
+    setup_django(scratch_database_kept(REQUEST_WORLD))
+    from django.core.management import call_command
+
+    from portal.accounts.models import User
+    from portal.records import loader
+    from portal.records.models import Consumer
+
+    print(server_settings())
+    print(f"mode: in-process (Django test client through the full WSGI handler), {os.cpu_count()} cores")
+    started = time.perf_counter()
+    result = loader.load(seed=1, consumers=consumers, end=date(2026, 11, 1))
+    if result.consumers:
+        print(
+            f"loaded {result.consumers:,} consumers, {result.transactions:,} transactions "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
+    call_command("seed_demo", "--consumers", "1", verbosity=0)  # organisations, users, demo grants
+    consumer = Consumer.objects.filter(
+        memberships__segment__slug="chengdu-chongqing-consumer-finance"
+    ).earliest("public_id")
+    return User.objects.get(username="regulator"), f"/api/v1/consumers/{consumer.public_id}/transactions/"

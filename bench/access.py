@@ -17,32 +17,17 @@ no network. Against PostgreSQL (DATABASE_URL's server), in a scratch database `p
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
-from _common import ROOT, client_for, median, scratch_database_kept, server_settings, setup_django
-
-SCRATCH = "portal_bench_access"
+from _common import client_for, median, open_request_world, request_bench_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--consumers", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=200, help="requests per variant per round")
-    args = parser.parse_args()
+    args = request_bench_arguments(__doc__)
+    regulator, path = open_request_world(args.consumers)
 
-    os.environ["PORTAL_EMBEDDED_BEAT"] = "false"
-    sys.path.insert(0, str(ROOT / "bench"))
-    setup_django(scratch_database_kept(SCRATCH))
-
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
@@ -50,20 +35,7 @@ def main() -> None:
     from portal.access import services
     from portal.access.models import AccessGrant
     from portal.accounts.models import Organisation, User
-    from portal.records import loader
     from portal.records.models import Consumer, Segment, Transaction
-
-    print(server_settings())
-    print(f"mode: in-process (Django test client through the full WSGI handler), {os.cpu_count()} cores")
-    end = date(2026, 11, 1)
-    started = time.perf_counter()
-    result = loader.load(seed=1, consumers=args.consumers, end=end)
-    if result.consumers:
-        print(
-            f"loaded {result.consumers:,} consumers, {result.transactions:,} transactions "
-            f"in {time.perf_counter() - started:.0f} s"
-        )
-    call_command("seed_demo", "--consumers", "1", verbosity=0)  # organisations, users, demo grants
 
     # Two bench segments: the first 1,000 consumers, and everyone.
     small, _ = Segment.objects.get_or_create(
@@ -107,14 +79,6 @@ def main() -> None:
             )
             services.grant_approve(grant=grant, approver=operator)
         regulators[label] = user
-
-    regulator = User.objects.get(username="regulator")
-    consumer = (
-        Consumer.objects.filter(memberships__segment__slug="chengdu-chongqing-consumer-finance")
-        .order_by("public_id")
-        .first()
-    )
-    path = f"/api/v1/consumers/{consumer.public_id}/transactions/"
 
     variants = {
         "bare": client_for(None, audit=False, bare=True),

@@ -16,53 +16,21 @@ filled here too if missing). Rounds alternate the order; medians reported.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import os
-import sys
 import time
-from datetime import date
 
-from _common import ROOT, client_for, median, scratch_database_kept, server_settings, setup_django
-
-SCRATCH = "portal_bench_access"
+from _common import client_for, median, open_request_world, request_bench_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--consumers", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=200, help="requests per variant per round")
-    args = parser.parse_args()
-
-    os.environ["PORTAL_EMBEDDED_BEAT"] = "false"
-    sys.path.insert(0, str(ROOT / "bench"))
-    setup_django(scratch_database_kept(SCRATCH))
-
-    from django.core.management import call_command
+    args = request_bench_arguments(__doc__)
+    regulator, path = open_request_world(args.consumers)
 
     from audit.chain import events_seal, iter_sealed
     from audit.models import AuditEvent
     from audit.verify import chain_verify
-    from portal.accounts.models import User
-    from portal.records import loader
-    from portal.records.models import Consumer
 
-    print(server_settings())
-    print(f"mode: in-process (Django test client through the full WSGI handler), {os.cpu_count()} cores")
-    loader.load(seed=1, consumers=args.consumers, end=date(2026, 11, 1))
-    call_command("seed_demo", "--consumers", "1", verbosity=0)
     events_seal()  # start from a sealed chain: only this run's events are pending
-
-    regulator = User.objects.get(username="regulator")
-    consumer = (
-        Consumer.objects.filter(memberships__segment__slug="chengdu-chongqing-consumer-finance")
-        .order_by("public_id")
-        .first()
-    )
-    path = f"/api/v1/consumers/{consumer.public_id}/transactions/"
     variants = {
         "without audit": client_for(regulator, audit=False),
         "with audit": client_for(regulator, audit=True),

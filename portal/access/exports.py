@@ -86,15 +86,8 @@ def _rows(export: Export, scope: policy.Scope, full: bool) -> Iterator[tuple[lis
     if export.kind == Export.Kind.CONSUMERS:
         consumers = policy.visible_consumers(scope).filter(pk__in=members).order_by("pk")
         for c in consumers.iterator(chunk_size=CHUNK):
-            name, rid, phone = (
-                (c.name, c.resident_id, c.phone)
-                if full
-                else (
-                    masking.mask_name(c.name),
-                    masking.mask_resident_id(c.resident_id),
-                    masking.mask_phone(c.phone),
-                )
-            )
+            shown = masking.identity(c, masked=not full)
+            name, rid, phone = shown["name"], shown["resident_id"], shown["phone"]
             yield (
                 [
                     c.public_id,

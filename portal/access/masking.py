@@ -18,6 +18,18 @@ def mask_phone(value: str) -> str:
     return value[:3] + "****" + value[-4:] if len(value) >= 7 else "*" * len(value)
 
 
+def identity(consumer, *, masked: bool) -> dict[str, str]:
+    """A consumer's name, resident ID and phone as the caller may see them: every path that shows them (API,
+    export, admin console) takes them from here."""
+    if masked:
+        return {
+            "name": mask_name(consumer.name),
+            "resident_id": mask_resident_id(consumer.resident_id),
+            "phone": mask_phone(consumer.phone),
+        }
+    return {"name": consumer.name, "resident_id": consumer.resident_id, "phone": consumer.phone}
+
+
 SMALL_CELL = 10
 
 

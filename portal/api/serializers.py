@@ -59,16 +59,6 @@ class AccountSerializer(serializers.ModelSerializer):
         fields = ["product", "credit_limit", "balance", "opened_on", "status"]
 
 
-def _masked_fields(consumer: Consumer, masked: bool) -> dict[str, str]:
-    if masked:
-        return {
-            "name": masking.mask_name(consumer.name),
-            "resident_id": masking.mask_resident_id(consumer.resident_id),
-            "phone": masking.mask_phone(consumer.phone),
-        }
-    return {"name": consumer.name, "resident_id": consumer.resident_id, "phone": consumer.phone}
-
-
 class ConsumerSerializer(serializers.ModelSerializer):
     """A consumer in a list: `masked` says whether the caller holds only masked records for them."""
 
@@ -94,7 +84,7 @@ class ConsumerSerializer(serializers.ModelSerializer):
 
     def to_representation(self, consumer: Consumer) -> dict[str, Any]:
         data = super().to_representation(consumer)
-        data.update(_masked_fields(consumer, data["masked"]))
+        data.update(masking.identity(consumer, masked=data["masked"]))
         return data
 
 
@@ -126,7 +116,7 @@ class ConsumerDetailSerializer(serializers.ModelSerializer):
         consumer: Consumer = instance["consumer"]
         return {
             "public_id": consumer.public_id,
-            **_masked_fields(consumer, instance["masked"]),
+            **masking.identity(consumer, masked=instance["masked"]),
             "province": consumer.province,
             "city": consumer.city,
             "birth_year": consumer.birth_year,

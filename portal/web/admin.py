@@ -121,10 +121,8 @@ class ConsumerAdmin(ReadOnlyAdmin):
         except policy.NotVisible:
             return None
         consumer = access.consumer
-        if access.masked:
-            consumer.name = masking.mask_name(consumer.name)
-            consumer.resident_id = masking.mask_resident_id(consumer.resident_id)
-            consumer.phone = masking.mask_phone(consumer.phone)
+        for field, value in masking.identity(consumer, masked=access.masked).items():
+            setattr(consumer, field, value)
         request.consumer_access = access
         note.subjects = [consumer.public_id]
         note.grant_id, note.purpose = access.grant.pk, access.grant.purpose
