@@ -301,6 +301,30 @@ AUDIT_PENDING_WARNING_SECONDS = 60
 # The reviewed list of paths that serve no consumer data and are not audited (prefixes). Everything else is.
 AUDIT_EXEMPT_PATH_PREFIXES = ["/healthz", "/static/", "/api/schema/", "/api/docs/", "/favicon.ico"]
 
+# --- Encrypted identifiers (issue 7) ------------------------------------------------------------------
+# Consumers' resident ID and phone numbers are stored AES-256-GCM encrypted, with an HMAC-SHA256 for exact
+# search. IDENTIFIER_KEYS: comma-separated `keyid:base64key` entries (32-byte keys); the first encrypts new
+# values, every one listed decrypts, so a key is retired only after `manage.py identifiers_rotate_key`.
+# IDENTIFIER_HMAC_KEY: the same format (keys of 32 bytes or more); the first hashes, all are searched.
+# Without them, development and tests use key files generated under VAR_DIR; production refuses to start.
+IDENTIFIER_KEYS = envstr("IDENTIFIER_KEYS", "")
+IDENTIFIER_HMAC_KEY = envstr("IDENTIFIER_HMAC_KEY", "")
+if PRODUCTION and not (IDENTIFIER_KEYS and IDENTIFIER_HMAC_KEY):
+    raise ImproperlyConfigured(
+        "Set IDENTIFIER_KEYS and IDENTIFIER_HMAC_KEY (or their _FILE variants) in production"
+    )
+if IDENTIFIER_KEYS or IDENTIFIER_HMAC_KEY:
+    # Malformed keys fail at start-up, not at the first consumer read.
+    from portal.records import identifiers as _identifiers
+
+    try:
+        if IDENTIFIER_KEYS:
+            _identifiers.parse_keys(IDENTIFIER_KEYS, "IDENTIFIER_KEYS", min_bytes=32, max_bytes=32)
+        if IDENTIFIER_HMAC_KEY:
+            _identifiers.parse_keys(IDENTIFIER_HMAC_KEY, "IDENTIFIER_HMAC_KEY", min_bytes=32)
+    except _identifiers.IdentifierKeyError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
 # --- Scoring --------------------------------------------------------------------------------------------
 # Consumers per refresh chunk (one task, one feature query, one bulk write), and how long a worker may hold a
 # chunk before another may take it over: above the chunk task's hard time limit (300 s).

@@ -10,6 +10,8 @@ from tests.conftest import ROOT
 
 GOOD_SECRET = "x" * 64
 SIGNING_KEY = "A" * 43 + "="  # 32 bytes, base64
+IDENTIFIER_KEYS = "k1:" + "B" * 43 + "="  # keyid:32 bytes, base64
+IDENTIFIER_HMAC_KEY = "h1:" + "C" * 43 + "="
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess:
@@ -35,6 +37,26 @@ def load_settings(**env: str) -> subprocess.CompletedProcess:
             {"SECRET_KEY": GOOD_SECRET, "DATABASE_URL": "postgres://u@h/db", "REDIS_URL": "redis://h:6379/0"},
             "AUDIT_SIGNING_KEY",
         ),
+        (
+            {
+                "SECRET_KEY": GOOD_SECRET,
+                "DATABASE_URL": "postgres://u@h/db",
+                "REDIS_URL": "redis://h:6379/0",
+                "AUDIT_SIGNING_KEY": SIGNING_KEY,
+            },
+            "IDENTIFIER_KEYS",
+        ),
+        (
+            {
+                "SECRET_KEY": GOOD_SECRET,
+                "DATABASE_URL": "postgres://u@h/db",
+                "REDIS_URL": "redis://h:6379/0",
+                "AUDIT_SIGNING_KEY": SIGNING_KEY,
+                "IDENTIFIER_KEYS": "k1:dG9vIHNob3J0",
+                "IDENTIFIER_HMAC_KEY": IDENTIFIER_HMAC_KEY,
+            },
+            "must be 32 bytes",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings(env, message):
@@ -51,6 +73,8 @@ def test_production_starts_with_safe_settings():
         REDIS_URL="redis://127.0.0.1:6379/0",
         ALLOWED_HOSTS="portal.example",
         AUDIT_SIGNING_KEY=SIGNING_KEY,
+        IDENTIFIER_KEYS=IDENTIFIER_KEYS,
+        IDENTIFIER_HMAC_KEY=IDENTIFIER_HMAC_KEY,
     )
     assert done.returncode == 0, done.stderr
 

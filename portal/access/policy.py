@@ -33,6 +33,7 @@ from portal.access.models import (
     with_implied,
 )
 from portal.accounts.models import Organisation, User
+from portal.records import identifiers
 from portal.records.models import (
     PUBLIC_ID_ALPHABET,
     PUBLIC_ID_LENGTH,
@@ -197,8 +198,11 @@ def visible_accounts(scope: Scope, permission: str = RECORDS) -> QuerySet[Accoun
 def search_consumers(scope: Scope, term: str) -> QuerySet[Consumer]:
     """Exact match on public id, resident ID or phone, among consumers the user may see in full: a masked
     view must not confirm that a known identifier is in scope (SPEC §3)."""
+    # Identifiers are encrypted at rest: they are found by their keyed hashes, under every configured key.
     return visible_consumers(scope, Permission.VIEW_RECORDS).filter(
-        Q(public_id=term) | Q(resident_id=term) | Q(phone=term)
+        Q(public_id=term)
+        | Q(resident_id_hmac__in=identifiers.search_hashes(identifiers.RESIDENT_ID, term))
+        | Q(phone_hmac__in=identifiers.search_hashes(identifiers.PHONE, term))
     )
 
 

@@ -16,7 +16,7 @@ from datetime import date
 
 from django.db import connection, transaction
 
-from portal.records import rows, synthetic
+from portal.records import identifiers, rows, synthetic
 from portal.records.models import Account, Consumer, Merchant, Segment, SegmentMembership, Transaction
 from portal.records.rows import ACCOUNT_SLOTS, LoadPlan
 
@@ -159,7 +159,17 @@ def load(
     with transaction.atomic():
         consumer_base = _reserve_ids(Consumer, consumers)
         account_base = _reserve_ids(Account, consumers * ACCOUNT_SLOTS)
-    plan = LoadPlan(seed, start, consumers, end, consumer_base, account_base, merchant_ids, segment_ids)
+    plan = LoadPlan(
+        seed,
+        start,
+        consumers,
+        end,
+        consumer_base,
+        account_base,
+        merchant_ids,
+        segment_ids,
+        identifiers.keyring(),
+    )
 
     if connection.vendor == "postgresql":
         _load_postgresql(plan, pending, result, progress, workers)

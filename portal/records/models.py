@@ -6,9 +6,13 @@ Rows here are personal data. Nothing reads them for a user except through the ac
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
+from django.core.exceptions import FieldError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from portal.records import identifiers
 
 # Crockford's base32: no I, L, O or U, so a public id read aloud or retyped survives.
 PUBLIC_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -17,6 +21,77 @@ PUBLIC_ID_LENGTH = 17  # "C" + 16 symbols = 80 random bits
 
 def new_public_id() -> str:
     return "C" + "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH - 1))
+
+
+class EncryptedIdentifierField(models.CharField):
+    """A resident ID or phone number: the attribute holds the plain value, the column its ciphertext.
+
+    Encrypted on the way in (get_prep_value), decrypted on the way out (from_db_value), so serializers,
+    exports, the admin and masking read `consumer.resident_id` as before. The ciphertext is randomised, so the
+    column cannot be filtered on: every lookup but isnull is refused; search the `<name>_hmac` column
+    (`identifiers.search_hashes`) instead. max_length bounds the plain value (forms, schema); the column is
+    text.
+    """
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        if kind not in identifiers.KINDS:
+            raise ValueError(f"unknown identifier kind {kind!r}")
+        self.kind = kind
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["kind"] = self.kind
+        return name, path, args, kwargs
+
+    def db_type(self, connection) -> str | None:
+        return connection.data_types["TextField"]
+
+    def cast_db_type(self, connection) -> str | None:
+        return self.db_type(connection)
+
+    def from_db_value(self, value: str | None, expression, connection) -> str | None:
+        return None if value is None else identifiers.keyring().decrypt(self.kind, value)
+
+    def get_prep_value(self, value: Any) -> str | None:
+        value = super().get_prep_value(value)
+        return None if value is None else identifiers.keyring().encrypt(self.kind, value)
+
+    def get_lookup(self, lookup_name: str):
+        if lookup_name == "isnull":
+            return super().get_lookup(lookup_name)
+        raise FieldError(
+            f"{self.name} is stored encrypted and cannot be filtered with {lookup_name!r}: "
+            f"compare {self.name}_hmac with identifiers.search_hashes({self.kind!r}, value)"
+        )
+
+
+class IdentifierHashField(models.CharField):
+    """The keyed hash (HMAC) of an encrypted identifier, for exact search; computed from the source field's
+    plain value on every save and bulk_create (a QuerySet.update of the source does not refresh it)."""
+
+    def __init__(self, *args: Any, source: str, kind: str, **kwargs: Any) -> None:
+        if kind not in identifiers.KINDS:
+            raise ValueError(f"unknown identifier kind {kind!r}")
+        self.source, self.kind = source, kind
+        kwargs.setdefault("max_length", 80)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"], kwargs["kind"] = self.source, self.kind
+        if kwargs.get("max_length") == 80:
+            del kwargs["max_length"]
+        if kwargs.get("editable") is False:
+            del kwargs["editable"]
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str | None:
+        plain = getattr(model_instance, self.source)
+        value = None if plain is None else identifiers.keyring().digest(self.kind, plain)
+        setattr(model_instance, self.attname, value)
+        return value
 
 
 class Consumer(models.Model):
@@ -30,8 +105,20 @@ class Consumer(models.Model):
         _("public id"), max_length=PUBLIC_ID_LENGTH, unique=True, default=new_public_id
     )
     name = models.CharField(_("name"), max_length=50)
-    resident_id = models.CharField(_("resident ID number"), max_length=18, unique=True)
-    phone = models.CharField(_("mobile number"), max_length=11, db_index=True)
+    # Encrypted at rest; unique and searchable through the keyed hashes (SPEC §3 search `q`).
+    resident_id = EncryptedIdentifierField(
+        _("resident ID number"),
+        max_length=18,
+        kind=identifiers.RESIDENT_ID,
+        db_column="resident_id_encrypted",
+    )
+    resident_id_hmac = IdentifierHashField(
+        _("resident ID number (HMAC)"), source="resident_id", kind=identifiers.RESIDENT_ID
+    )
+    phone = EncryptedIdentifierField(
+        _("mobile number"), max_length=11, kind=identifiers.PHONE, db_column="phone_encrypted"
+    )
+    phone_hmac = IdentifierHashField(_("mobile number (HMAC)"), source="phone", kind=identifiers.PHONE)
     province = models.CharField(_("province"), max_length=20)
     city = models.CharField(_("city"), max_length=30)
     birth_year = models.PositiveSmallIntegerField(_("birth year"))
@@ -43,7 +130,12 @@ class Consumer(models.Model):
     class Meta:
         verbose_name = _("consumer")
         verbose_name_plural = _("consumers")
-        indexes = [models.Index(fields=["province", "public_id"], name="consumer_province_public_id")]
+        indexes = [
+            models.Index(fields=["province", "public_id"], name="consumer_province_public_id"),
+            models.Index(fields=["phone_hmac"], name="consumer_phone_hmac"),
+        ]
+        # Declared here rather than with unique=True: no pattern-ops twin index, which a hash never needs.
+        constraints = [models.UniqueConstraint(fields=["resident_id_hmac"], name="consumer_resident_id_hmac")]
         # Object permissions for case-level grants (SPEC §3), held in the access app's guardian tables.
         permissions = [
             ("view_records", "View this consumer's records"),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from portal.records import synthetic
+from portal.records import identifiers, synthetic
 
 ACCOUNT_SLOTS = len(synthetic.PRODUCTS)
 
@@ -25,6 +25,7 @@ class LoadPlan:
     account_base: int  # database id of account slot 0 of consumer `start`
     merchant_ids: tuple[int, ...]  # by merchant index
     segment_ids: dict[str, int]  # by slug
+    keyring: identifiers.Keyring  # resident IDs and phones are written encrypted, with their search hashes
 
 
 def money(fen: int | None) -> str | None:
@@ -55,7 +56,9 @@ CONSUMER_FIELDS = (
     "public_id",
     "name",
     "resident_id",
+    "resident_id_hmac",
     "phone",
+    "phone_hmac",
     "province",
     "city",
     "birth_year",
@@ -87,7 +90,8 @@ def generate_rows(plan: LoadPlan, start: int, count: int, timestamp: Callable[[i
     accounts: list[tuple] = []
     transactions: list[tuple] = []
     memberships: list[tuple] = []
-    merchant_ids, segment_ids = plan.merchant_ids, plan.segment_ids
+    merchant_ids, segment_ids, keyring = plan.merchant_ids, plan.segment_ids, plan.keyring
+    resident_id_kind, phone_kind = identifiers.RESIDENT_ID, identifiers.PHONE
     for row in synthetic.generate(plan.seed, start, count, plan.end):
         offset = row.index - plan.start
         consumer_id = plan.consumer_base + offset
@@ -97,8 +101,10 @@ def generate_rows(plan: LoadPlan, start: int, count: int, timestamp: Callable[[i
                 consumer_id,
                 row.public_id,
                 row.name,
-                row.resident_id,
-                row.phone,
+                keyring.encrypt(resident_id_kind, row.resident_id),
+                keyring.digest(resident_id_kind, row.resident_id),
+                keyring.encrypt(phone_kind, row.phone),
+                keyring.digest(phone_kind, row.phone),
                 row.province,
                 row.city,
                 row.birth_year,
@@ -137,7 +143,8 @@ def generate_rows(plan: LoadPlan, start: int, count: int, timestamp: Callable[[i
 
 
 def copy_text(rows: list[tuple]) -> str:
-    # Generated text never holds a tab, newline or backslash, so COPY's text format needs no escaping.
+    # Generated text (ciphertexts and hashes are base64url) never holds a tab, newline or backslash, so COPY's
+    # text format needs no escaping.
     return "".join("\t".join(r"\N" if v is None else str(v) for v in row) + "\n" for row in rows)
 
 
