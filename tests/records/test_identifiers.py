@@ -180,7 +180,9 @@ def test_development_keys_are_generated_once_and_private(settings, tmp_path):
 
 def test_filtering_on_an_encrypted_column_is_refused():
     """A randomised ciphertext never equals anything: a filter on it would silently find nothing."""
+    # As keyword dictionaries: the type checker's Django plugin resolves literal lookups, and would hit the
+    # same refusal.
     with pytest.raises(FieldError, match="resident_id_hmac"):
-        Consumer.objects.filter(resident_id=RID)
+        Consumer.objects.filter(**{"resident_id": RID})
     with pytest.raises(FieldError, match="phone_hmac"):
-        Consumer.objects.filter(phone__startswith="138")
+        Consumer.objects.filter(**{"phone__startswith": "138"})
