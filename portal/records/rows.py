@@ -1,6 +1,7 @@
 """Database rows for generated consumers, as tuples and as COPY text.
 
-Free of Django on purpose: the loader's helper processes import only this module and the generator, so they
+Free of Django on purpose: the loader's helper processes import only this module, the generator and the
+identifier cipher (itself Django-free until asked for the settings' keys; the plan carries the keys), so they
 start fast and never touch (or inherit) a database connection.
 """
 
