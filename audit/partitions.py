@@ -60,6 +60,15 @@ def _truncate_trigger_sql() -> str:
     )
 
 
+# A detached month leaves the trail: PostgreSQL drops the row triggers it had from the table, and its own
+# TRUNCATE trigger goes too, so it is a plain table for the operator to archive (the covering checkpoint
+# vouches for its content) and drop.
+_DETACHED_SQL = (
+    f"EXECUTE format('DROP TRIGGER IF EXISTS {triggers.Trigger(EVENT_TABLE, 'TRUNCATE').name} ON %I', "
+    "partition_name);"
+)
+
+
 # Months are UTC calendar months. Bounds are built with make_timestamptz(..., 'UTC') and passed to EXECUTE
 # as literals with an offset, so the session's TimeZone changes nothing.
 _FUNCTIONS_SQL = [
@@ -147,6 +156,7 @@ BEGIN
     END IF;
     IF top IS NULL THEN
         EXECUTE format('ALTER TABLE {EVENT_TABLE} DETACH PARTITION %I', partition_name);
+        {_DETACHED_SQL}
         RETURN 0;
     END IF;
     -- What stays must be the chain from some position on: no retained event may sit below this month's.
@@ -162,6 +172,7 @@ BEGIN
             partition_name USING ERRCODE = 'restrict_violation';
     END IF;
     EXECUTE format('ALTER TABLE {EVENT_TABLE} DETACH PARTITION %I', partition_name);
+    {_DETACHED_SQL}
     RETURN covering;
 END
 $audit$""",
