@@ -79,8 +79,9 @@ DECLARE
     first date := date_trunc('month', month)::date;
     lo timestamptz := make_timestamptz(extract(year FROM first)::int, extract(month FROM first)::int, 1,
                                        0, 0, 0, 'UTC');
-    hi timestamptz := make_timestamptz(extract(year FROM first + interval '1 month')::int,
-                                       extract(month FROM first + interval '1 month')::int, 1, 0, 0, 0, 'UTC');
+    following date := (first + interval '1 month')::date;
+    hi timestamptz := make_timestamptz(extract(year FROM following)::int,
+                                       extract(month FROM following)::int, 1, 0, 0, 0, 'UTC');
     part text := '{EVENT_TABLE}_p' || to_char(first, 'YYYY_MM');
     held boolean;
 BEGIN
@@ -101,11 +102,12 @@ BEGIN
     -- partitioned table must hold the partition key), so each partition enforces it for its own rows, the
     -- sealer's lock for new ones, and audit_verify counts positions against the head.
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I (chain_position)', part || '_chain_position', part);
-    EXECUTE format('ALTER TABLE {EVENT_TABLE} ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
+    EXECUTE format('ALTER TABLE {EVENT_TABLE} ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                   part, lo, hi);
     {_truncate_trigger_sql()}
     RETURN true;
 END
-$audit$""",
+$audit$""",  # noqa: S608 - names are this module's constants
     f"""
 CREATE OR REPLACE FUNCTION {CREATE_AHEAD_FUNCTION}(months_ahead integer DEFAULT {MONTHS_AHEAD})
 RETURNS SETOF text
@@ -115,7 +117,8 @@ DECLARE
     month date;
 BEGIN
     IF months_ahead IS NULL OR months_ahead < 0 OR months_ahead > {MAX_MONTHS_AHEAD} THEN
-        RAISE EXCEPTION 'months_ahead must be between 0 and {MAX_MONTHS_AHEAD}' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'months_ahead must be between 0 and {MAX_MONTHS_AHEAD}'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR step IN 0 .. months_ahead LOOP
         month := (current + make_interval(months => step))::date;
@@ -164,7 +167,8 @@ BEGIN
     WHERE tableoid <> part AND chain_position <= top;
     IF earlier IS NOT NULL THEN
         RAISE EXCEPTION 'audit retention: position % (outside %) is at or below its last position %: '
-            'detach the older months first', earlier, partition_name, top USING ERRCODE = 'restrict_violation';
+            'detach the older months first', earlier, partition_name, top
+            USING ERRCODE = 'restrict_violation';
     END IF;
     SELECT min(chain_position) INTO covering FROM {CHECKPOINT_TABLE} WHERE chain_position >= top;
     IF covering IS NULL THEN
@@ -175,7 +179,7 @@ BEGIN
     {_DETACHED_SQL}
     RETURN covering;
 END
-$audit$""",
+$audit$""",  # noqa: S608 - names are this module's constants
 ]
 
 
@@ -273,7 +277,9 @@ def event_partition_detach(connection: Any, *, partition: str) -> int:
         try:
             checkpoints.verify_checkpoint(checkpoints.checkpoint_document(covering), checkpoints.public_key())
         except checkpoints.CheckpointInvalid as exc:
-            raise RetentionRefused(f"the checkpoint at {covering.chain_position} does not hold: {exc}") from None
+            raise RetentionRefused(
+                f"the checkpoint at {covering.chain_position} does not hold: {exc}"
+            ) from None
         start = verify.retained_start()
         reached, problem = verify.segment_verify(start=start.head, until_position=covering.chain_position)
         if problem is not None or reached.hash != covering.head_hash:
@@ -303,9 +309,7 @@ def _keep_sequence_statements(sequence: str, old: str) -> list[str]:
 def _continue_sequence_statement(sequence: str, old: str) -> str:
     """The new identity sequence goes on where the old one stopped (not at the highest id: ids handed out
     and rolled back are never handed out again)."""
-    return (
-        f"SELECT setval('{sequence}', last_value, is_called) FROM {old}_id_seq"  # noqa: S608
-    )
+    return f"SELECT setval('{sequence}', last_value, is_called) FROM {old}_id_seq"  # noqa: S608
 
 
 def convert_to_partitioned(connection: Any) -> None:
@@ -329,7 +333,9 @@ def convert_to_partitioned(connection: Any) -> None:
         constraints = cursor.fetchall()
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [EVENT_TABLE])
         sequence = cursor.fetchone()[0]
-        cursor.execute("SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [EVENT_TABLE])
+        cursor.execute(
+            "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [EVENT_TABLE]
+        )
         schema = cursor.fetchone()[0]
         cursor.execute(
             f"SELECT min({PARTITION_KEY}) FROM {EVENT_TABLE}"  # noqa: S608
@@ -343,7 +349,9 @@ def convert_to_partitioned(connection: Any) -> None:
         *_keep_sequence_statements(sequence, old),
     ]
     statements += [f"DROP INDEX {name}" for name, _ in indexes]
-    statements += [f"ALTER TABLE {old} DROP CONSTRAINT {name}" for name, kind, _ in constraints if kind != "p"]
+    statements += [
+        f"ALTER TABLE {old} DROP CONSTRAINT {name}" for name, kind, _ in constraints if kind != "p"
+    ]
     statements += [
         f"ALTER TABLE {old} RENAME CONSTRAINT {primary} TO {old}_pkey",
         f"CREATE TABLE {EVENT_TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING IDENTITY) "
@@ -397,7 +405,9 @@ def revert_to_plain(connection: Any) -> None:
         *_keep_sequence_statements(sequence, old),
     ]
     statements += [f"DROP INDEX {name}" for name, _ in indexes]
-    statements += [f"ALTER TABLE {old} DROP CONSTRAINT {name}" for name, kind, _ in constraints if kind != "p"]
+    statements += [
+        f"ALTER TABLE {old} DROP CONSTRAINT {name}" for name, kind, _ in constraints if kind != "p"
+    ]
     statements += [
         f"ALTER TABLE {old} RENAME CONSTRAINT {primary} TO {old}_pkey",
         f"CREATE TABLE {EVENT_TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING IDENTITY)",

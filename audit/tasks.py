@@ -36,9 +36,7 @@ def publish_checkpoint() -> int | None:
     return None if checkpoint is None else checkpoint.chain_position
 
 
-@shared_task(
-    name="audit.create_partitions", ignore_result=True, soft_time_limit=50, time_limit=60, **_RETRY
-)
+@shared_task(name="audit.create_partitions", ignore_result=True, soft_time_limit=50, time_limit=60, **_RETRY)
 def create_partitions(months_ahead: int = partitions.MONTHS_AHEAD) -> list[str]:
     """Create the events table's monthly partitions ahead of time (idempotent; nothing on SQLite)."""
     return partitions.event_partitions_create(connection, months_ahead=months_ahead)

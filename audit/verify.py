@@ -81,12 +81,10 @@ def retained_start() -> RetainedStart:
         .values_list("chain_position", "prev_hash")
         .first()
     )
-    if first is None or first[0] == 1:
+    if first is None or first[0] is None or first[0] == 1:
         return RetainedStart(chain.Head(0, chain.GENESIS_HASH))
     position, prev_hash = first[0] - 1, first[1]
-    anchor = (
-        AuditCheckpoint.objects.filter(chain_position__gte=position).order_by("chain_position").first()
-    )
+    anchor = AuditCheckpoint.objects.filter(chain_position__gte=position).order_by("chain_position").first()
     head = chain.Head(position, prev_hash)
     if anchor is None:
         return RetainedStart(
@@ -99,7 +97,6 @@ def retained_start() -> RetainedStart:
             f"the first retained event's prev_hash is not the hash of the checkpoint at position {position}",
         )
     return RetainedStart(head, anchor)
-
 
 
 def _walk(
@@ -187,9 +184,7 @@ class _Checkpoints:
             self.kept.append((document["chain_position"], document["head_hash"], check))
         self.kept.sort(key=lambda item: item[0])
         self.kept_index = 0
-        self.stored = (
-            iter(()) if stored_up_to_id is None else _stored_documents(stored_up_to_id, after=start)
-        )
+        self.stored = iter(()) if stored_up_to_id is None else _stored_documents(stored_up_to_id, after=start)
         self.stored_next = self._next_stored()
 
     def _next_stored(self) -> dict[str, Any] | None:
@@ -313,6 +308,7 @@ def chain_verify(
     kept = _Checkpoints(result, documents, stored_up_to_id, start=start.head.position)
     if start.anchor is not None and start.anchor.chain_position == start.head.position and not start.problem:
         kept.anchor(start.anchor)
+    problem: ChainProblem | None
     if start.problem:
         reached, problem = start.head, ChainProblem(start.head.position + 1, start.problem)
     else:

@@ -48,8 +48,9 @@ DECLARE
     first date := date_trunc('month', month)::date;
     lo timestamptz := make_timestamptz(extract(year FROM first)::int, extract(month FROM first)::int, 1,
                                        0, 0, 0, 'UTC');
-    hi timestamptz := make_timestamptz(extract(year FROM first + interval '1 month')::int,
-                                       extract(month FROM first + interval '1 month')::int, 1, 0, 0, 0, 'UTC');
+    following date := (first + interval '1 month')::date;
+    hi timestamptz := make_timestamptz(extract(year FROM following)::int,
+                                       extract(month FROM following)::int, 1, 0, 0, 0, 'UTC');
     part text := '{TABLE}_p' || to_char(first, 'YYYY_MM');
 BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_KEY});
@@ -66,7 +67,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', part, part || '_bounds');
     RETURN true;
 END
-$records$""",
+$records$""",  # noqa: S608 - names are this module's constants
     f"""
 CREATE OR REPLACE FUNCTION {CREATE_AHEAD_FUNCTION}(months_ahead integer DEFAULT {MONTHS_AHEAD})
 RETURNS SETOF text
@@ -91,7 +92,7 @@ BEGIN
         END IF;
     END LOOP;
 END
-$records$""",
+$records$""",  # noqa: S608 - names are this module's constants
 ]
 DROP_FUNCTIONS_SQL = [
     f"DROP FUNCTION IF EXISTS {CREATE_AHEAD_FUNCTION}(integer)",
@@ -144,7 +145,9 @@ def transaction_partitions_create(connection: Any, *, months_ahead: int = MONTHS
 # --- Migration: from a plain table to a partitioned one -----------------------------------------------------
 
 
-def _table_facts(cursor: Any, table: str) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], str, str]:
+def _table_facts(
+    cursor: Any, table: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], str, str]:
     cursor.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT EXISTS ("

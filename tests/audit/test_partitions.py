@@ -44,7 +44,9 @@ def old_month_moment(day: int = 10) -> datetime:
 
 def test_events_land_in_the_partition_of_their_month(make_event):
     event = make_event()
-    assert partition_of(event) == partitions.partition_name(partitions.month_start(event.occurred_at.astimezone(UTC)))
+    assert partition_of(event) == partitions.partition_name(
+        partitions.month_start(event.occurred_at.astimezone(UTC))
+    )
     # A month without a partition (far back) goes to the default partition, and stays there.
     assert partition_of(event_at(datetime(2001, 5, 1, tzinfo=UTC))) == partitions.DEFAULT_PARTITION
     assert create_partition(date(2001, 5, 1)) is False
@@ -75,16 +77,22 @@ def test_a_new_partition_keeps_the_append_only_rule(make_event):
     assert partition_of(event) == name
     settle_deferred_constraints()
     for statement in (
-        f"UPDATE {name} SET action = 'rewritten' WHERE id = %s",
-        f"DELETE FROM {name} WHERE id = %s",
+        f"UPDATE {name} SET action = 'rewritten' WHERE id = %s",  # noqa: S608
+        f"DELETE FROM {name} WHERE id = %s",  # noqa: S608
         "UPDATE audit_auditevent SET action = 'rewritten' WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement, [event.id])
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {name}")
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [event.id])
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"TRUNCATE {name}")
 
 
 def test_the_check_names_a_partition_whose_trigger_was_disabled(db):
@@ -116,9 +124,12 @@ def test_detaching_a_month_no_checkpoint_covers_is_refused(db):
     with pytest.raises(partitions.RetentionRefused, match="no signed checkpoint covers position 3"):
         partitions.event_partition_detach(connection, partition=name)
     # The SQL function refuses by itself, whoever calls it.
-    with pytest.raises(DatabaseError, match="no signed checkpoint covers position 3"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {partitions.DETACH_FUNCTION}(%s)", [name])
+    with (
+        pytest.raises(DatabaseError, match="no signed checkpoint covers position 3"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"SELECT {partitions.DETACH_FUNCTION}(%s)", [name])
     assert name in triggers.event_partitions(connection)
 
 
@@ -126,7 +137,7 @@ def test_detaching_a_month_with_unsealed_events_is_refused(db):
     sealed_old_and_new(2, 1)
     checkpoints.checkpoint_publish()
     event_at(old_month_moment(20))  # arrived late, not sealed yet
-    with pytest.raises(partitions.RetentionRefused, match="1 events of .* are not sealed"):
+    with pytest.raises(partitions.RetentionRefused, match=r"1 events of .* are not sealed"):
         partitions.event_partition_detach(connection, partition=partitions.partition_name(OLD_MONTH))
 
 
