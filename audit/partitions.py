@@ -13,6 +13,7 @@ so that migrations can use it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -39,6 +40,11 @@ class RetentionRefused(Exception):
 
 def partition_name(month: date) -> str:
     return f"{EVENT_TABLE}_p{month.year:04d}_{month.month:02d}"
+
+
+def _month_of(name: str) -> date | None:
+    match = re.fullmatch(rf"{EVENT_TABLE}_p(\d{{4}})_(\d\d)", name)
+    return date(int(match[1]), int(match[2]), 1) if match else None
 
 
 def month_start(moment: date | datetime) -> date:
@@ -147,6 +153,12 @@ BEGIN
     END IF;
     IF partition_name = '{DEFAULT_PARTITION}' THEN
         RAISE EXCEPTION 'audit retention: the default partition is never detached'
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    -- Only a month that is over: events of the current one are still arriving.
+    IF partition_name !~ '^{EVENT_TABLE}_p[0-9]{{4}}_[0-9]{{2}}$' OR
+        to_date(right(partition_name, 7), 'YYYY_MM') + interval '1 month' > (now() AT TIME ZONE 'UTC') THEN
+        RAISE EXCEPTION 'audit retention: % is not a month that is over', partition_name
             USING ERRCODE = 'restrict_violation';
     END IF;
     -- The partition is locked against new rows before it is counted.
@@ -262,6 +274,9 @@ def event_partition_detach(connection: Any, *, partition: str) -> int:
     state = partition_state(connection, partition)
     if partition == DEFAULT_PARTITION:
         raise RetentionRefused("the default partition is never detached")
+    month = _month_of(partition)
+    if month is None or add_months(month, 1) > datetime.now(UTC).date():
+        raise RetentionRefused(f"{partition} is not a month that is over")
     if state.unsealed:
         raise RetentionRefused(f"{state.unsealed} events of {partition} are not sealed into the chain yet")
     if state.last_position is not None:

@@ -154,7 +154,19 @@ def test_detaching_out_of_chain_order_is_refused(db):
         partitions.event_partition_detach(connection, partition=partitions.partition_name(OLD_MONTH))
 
 
-def test_the_default_partition_is_never_detached(db):
+def test_the_default_partition_and_a_month_not_over_are_never_detached(db):
+    event_at(timezone.now())
+    chain.events_seal()
+    checkpoints.checkpoint_publish()
+    current = partitions.partition_name(THIS_MONTH)
+    with pytest.raises(partitions.RetentionRefused, match="not a month that is over"):
+        partitions.event_partition_detach(connection, partition=current)
+    with (
+        pytest.raises(DatabaseError, match="not a month that is over"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"SELECT {partitions.DETACH_FUNCTION}(%s)", [current])
     with pytest.raises(partitions.RetentionRefused, match="default partition"):
         partitions.event_partition_detach(connection, partition=partitions.DEFAULT_PARTITION)
     with pytest.raises(partitions.RetentionRefused, match="not a partition"):
