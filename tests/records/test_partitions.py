@@ -17,8 +17,6 @@ from django.utils import timezone
 from portal.records import partitions, tasks
 from portal.records.models import Account, Consumer, Transaction
 
-pytestmark = pytest.mark.postgres
-
 THIS_MONTH = partitions.month_start(datetime.now(UTC))
 
 
@@ -76,6 +74,20 @@ def month_of(name: str) -> date | None:
 
 
 @pytest.mark.django_db
+def test_the_partition_jobs_are_on_the_one_schedule_and_run_on_every_database():
+    from portal.celery import EmbeddedBeat, app
+
+    scheduled = {entry["task"] for entry in EmbeddedBeat.entries().values()}
+    assert {"records.create_partitions", "audit.create_partitions"} <= scheduled
+    for name in ("records.create_partitions", "audit.create_partitions"):
+        created = app.tasks[name].apply().get()
+        # SQLite keeps plain tables: nothing to create. PostgreSQL: the migrations made three months ahead.
+        assert created == []
+    assert partitions.partitioned(connection) == (connection.vendor == "postgresql")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
 def test_rows_land_in_the_partition_of_their_month():
     cases = {
         datetime(THIS_MONTH.year, THIS_MONTH.month, 1, 0, 0, tzinfo=UTC): partitions.partition_name(
@@ -93,6 +105,7 @@ def test_rows_land_in_the_partition_of_their_month():
     assert Transaction.objects.get(pk=txn.pk).occurred_at == txn.occurred_at
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_a_month_without_partition_waits_in_the_default_and_the_job_moves_it():
     old = make_transaction(datetime(2003, 2, 14, 9, tzinfo=UTC))
@@ -103,6 +116,7 @@ def test_a_month_without_partition_waits_in_the_default_and_the_job_moves_it():
     assert Transaction.objects.get(pk=old.pk).amount == Decimal("12.50")
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_partition_job_is_idempotent():
     first = tasks.create_partitions.apply(kwargs={"months_ahead": 5}).get()
@@ -112,6 +126,7 @@ def test_the_partition_job_is_idempotent():
     assert partitions.transaction_partitions(connection) == names
 
 
+@pytest.mark.postgres
 def test_the_transaction_list_scans_only_the_months_asked_for(api, demo):
     """The API's transaction list (policy.visible_transactions + since/until, as the view applies them)."""
     since = partitions.add_months(THIS_MONTH, -3) + timedelta(days=9)
@@ -129,6 +144,7 @@ def test_the_transaction_list_scans_only_the_months_asked_for(api, demo):
     }
 
 
+@pytest.mark.postgres
 def test_the_score_refresh_does_not_scan_months_after_its_cut_off(demo):
     from scoring import services
     from scoring.models import ScoreChunk
