@@ -194,11 +194,15 @@ END
 $audit$""",  # noqa: S608 - names are this module's constants
 ]
 
+# Creating partitions ahead is for anyone who may write events (the application's role calls it); retention
+# is the operator's, under the role that owns the trail.
+_PRIVILEGES_SQL = [f"REVOKE ALL ON FUNCTION {DETACH_FUNCTION}(text) FROM PUBLIC"]
+
 
 def functions_sql(schema: str) -> list[str]:
     """The functions' definitions, run in the events table's schema (also where they create partitions;
     pg_catalog is searched first, and pg_temp last, so no object of the caller's can stand in for one)."""
-    return [sql.replace("{schema}", schema) for sql in _FUNCTIONS_SQL]
+    return [sql.replace("{schema}", schema) for sql in _FUNCTIONS_SQL] + _PRIVILEGES_SQL
 
 
 DROP_FUNCTIONS_SQL = [

@@ -207,3 +207,28 @@ def test_a_rewritten_first_retained_link_fails_verification(db):
     result = chain_verify()
     assert not result.ok and result.first_bad_position == 4
     assert "prev_hash is not the hash of the checkpoint at position 3" in result.problem
+
+
+def test_the_application_role_creates_partitions_but_cannot_detach(db):
+    """SECURITY DEFINER: a role without CREATE (like the application's) makes partitions through the
+    function, owned by the trail's owner; retention stays the owner's. The role goes with the rollback."""
+    probe = f"{connection.settings_dict['NAME']}_probe"
+    month = partitions.add_months(THIS_MONTH, 9)
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{probe}" NOLOGIN')
+        cursor.execute("SELECT current_user")
+        owner = cursor.fetchone()[0]
+        cursor.execute(f'SET LOCAL ROLE "{probe}"')
+        cursor.execute(f"SELECT {partitions.CREATE_FUNCTION}(%s)", [month])
+        assert cursor.fetchone()[0] is True
+        with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+            cursor.execute(f"SELECT {partitions.DETACH_FUNCTION}(%s)", [partitions.partition_name(month)])
+        with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+            cursor.execute(f"CREATE TABLE {probe}_table (id int)")
+        cursor.execute("RESET ROLE")
+        cursor.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = %s",
+            [partitions.partition_name(month)],
+        )
+        assert cursor.fetchone()[0] == owner
+    assert triggers.problems(connection) == {}
