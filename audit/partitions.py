@@ -270,7 +270,7 @@ def event_partition_detach(connection: Any, *, partition: str) -> int:
     checkpoint. The detached table stays in the database for the operator to archive and drop."""
     from django.db import DatabaseError, transaction
 
-    from audit import checkpoints, verify
+    from audit import chain, checkpoints, verify
     from audit.models import AuditCheckpoint
 
     if not partitioned(connection):
@@ -299,8 +299,25 @@ def event_partition_detach(connection: Any, *, partition: str) -> int:
             raise RetentionRefused(
                 f"the checkpoint at {covering.chain_position} does not hold: {exc}"
             ) from None
-        start = verify.retained_start()
-        reached, problem = verify.segment_verify(start=start.head, until_position=covering.chain_position)
+        # From the last signed checkpoint before it (the publisher verified everything up to that one),
+        # so that a month of events is not recomputed from the start of the retained chain.
+        start = verify.retained_start().head
+        prior = (
+            AuditCheckpoint.objects.filter(
+                chain_position__lt=covering.chain_position, chain_position__gte=start.position
+            )
+            .order_by("-chain_position")
+            .first()
+        )
+        if prior is not None:
+            try:
+                checkpoints.verify_checkpoint(
+                    checkpoints.checkpoint_document(prior), checkpoints.public_key()
+                )
+                start = chain.Head(prior.chain_position, prior.head_hash)
+            except checkpoints.CheckpointInvalid:
+                pass  # recompute from the retained start instead
+        reached, problem = verify.segment_verify(start=start, until_position=covering.chain_position)
         if problem is not None or reached.hash != covering.head_hash:
             raise RetentionRefused(
                 f"the chain does not verify up to the checkpoint at {covering.chain_position}: "
