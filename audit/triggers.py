@@ -3,8 +3,8 @@ migration 0003, re-installed after every migrate, and inspected by the system ch
 
 The rule on every audit table, and on every monthly partition of the events table (PostgreSQL): no UPDATE, no
 DELETE, no TRUNCATE. One exception: the sealer may fill the chain columns of an event once (from NULL/'' to
-values) while every other column stays identical. And since that is
-the only way into the chain, an event cannot be inserted with its chain columns already filled.
+values) while every other column stays identical. And since that is the only way into the chain, an event
+cannot be inserted with its chain columns already filled.
 
 This module depends on table and column names only, never on the models, so that migrations can use it.
 """
