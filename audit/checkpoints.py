@@ -200,32 +200,51 @@ def verify_checkpoint(document: Mapping[str, Any], public_key: str) -> None:
 # --- Publishing ---------------------------------------------------------------------------------------------
 
 
-def checkpoint_publish() -> AuditCheckpoint | None:
+def checkpoint_publish(*, at_position: int | None = None) -> AuditCheckpoint | None:
     """Sign the current head if it moved since the last checkpoint; returns the new checkpoint, if any.
 
     Before signing, the links since the last checkpoint are recomputed: the operator signs only a chain that
     verifies, so a checkpoint never vouches for tampering that happened before it. The hash signed is the
     recomputed one. The recomputation runs before the transaction, so that on SQLite it does not hold the
     database's write lock (sealed links never change, so what it verified still holds when signing).
+
+    `at_position` signs that earlier position instead of the head (audit retention does, so that the chain
+    kept after a detached month starts right after a checkpoint); the links up to it are recomputed from the
+    last checkpoint before it.
     """
     from audit import verify  # verify imports this module for checkpoint documents
 
     current = chain.head()
-    latest = AuditCheckpoint.objects.order_by("-chain_position").first()
-    if current.position == 0 or (latest is not None and latest.chain_position >= current.position):
-        return None
+    if at_position is not None:
+        if not 0 < at_position <= current.position:
+            raise ValueError(f"position {at_position} is not sealed (the head is at {current.position})")
+        if AuditCheckpoint.objects.filter(chain_position=at_position).exists():
+            return None
+        target = at_position
+        latest = (
+            AuditCheckpoint.objects.filter(chain_position__lt=at_position).order_by("-chain_position").first()
+        )
+    else:
+        target = current.position
+        latest = AuditCheckpoint.objects.order_by("-chain_position").first()
+        if current.position == 0 or (latest is not None and latest.chain_position >= current.position):
+            return None
+    retained = verify.retained_start().head
     start = (
-        chain.Head(0, chain.GENESIS_HASH)
-        if latest is None
-        else chain.Head(latest.chain_position, latest.head_hash)
+        chain.Head(latest.chain_position, latest.head_hash)
+        if latest is not None and latest.chain_position >= retained.position
+        else retained
     )
-    verified, problem = verify.segment_verify(start=start, until_position=current.position)
+    verified, problem = verify.segment_verify(start=start, until_position=target)
     if problem is not None:
-        raise ChainBroken(f"not signing position {current.position}: {problem}")
+        raise ChainBroken(f"not signing position {target}: {problem}")
     with transaction.atomic():
         if not chain.try_lock(PUBLISH_LOCK_KEY):
             return None
-        if AuditCheckpoint.objects.filter(chain_position__gte=verified.position).exists():
+        taken = AuditCheckpoint.objects.filter(chain_position__gte=verified.position)
+        if at_position is not None:
+            taken = taken.filter(chain_position=verified.position)
+        if taken.exists():
             return None  # another publisher got there first
         created = timezone.now()
         created_at = chain.format_time(created)

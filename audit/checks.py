@@ -39,7 +39,7 @@ def check_append_only_triggers(databases: Iterable[str] | None = None, **kwargs:
         for trigger, problem in sorted(problems.items(), key=lambda item: item[0].name):
             errors.append(
                 Error(
-                    f"Append-only trigger {trigger.name} on {trigger.table} ({trigger.operation}) "
+                    f"Append-only trigger {trigger.name} on {trigger.relation} ({trigger.operation}) "
                     f"is {problem} in database {alias!r}: the audit trail can be rewritten.",
                     hint="Find out who changed it; `manage.py migrate` re-creates the triggers.",
                     id="audit.E001",

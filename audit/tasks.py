@@ -4,9 +4,9 @@ calls one service, is idempotent, and is safe to run twice at once (the services
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
-from audit import chain, checkpoints
+from audit import chain, checkpoints, partitions
 
 # A lost database connection is worth a few quick retries; anything else is a bug or tampering, and retrying
 # would only repeat it (the next beat tick tries again anyway).
@@ -34,3 +34,9 @@ def publish_checkpoint() -> int | None:
     """Sign the chain's head if it moved; returns the checkpoint's position, or None if nothing was signed."""
     checkpoint = checkpoints.checkpoint_publish()
     return None if checkpoint is None else checkpoint.chain_position
+
+
+@shared_task(name="audit.create_partitions", ignore_result=True, soft_time_limit=50, time_limit=60, **_RETRY)
+def create_partitions(months_ahead: int = partitions.MONTHS_AHEAD) -> list[str]:
+    """Create the events table's monthly partitions ahead of time (idempotent; nothing on SQLite)."""
+    return partitions.event_partitions_create(connection, months_ahead=months_ahead)

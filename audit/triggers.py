@@ -1,9 +1,10 @@
 """The database's own refusal to rewrite the audit trail: trigger SQL for PostgreSQL and SQLite, installed by
 migration 0003, re-installed after every migrate, and inspected by the system check audit.E001.
 
-The rule on every audit table: no UPDATE, no DELETE, no TRUNCATE. One exception: the sealer may fill the chain
-columns of an event once (from NULL/'' to values) while every other column stays identical. And since that is
-the only way into the chain, an event cannot be inserted with its chain columns already filled.
+The rule on every audit table, and on every monthly partition of the events table (PostgreSQL): no UPDATE, no
+DELETE, no TRUNCATE. One exception: the sealer may fill the chain columns of an event once (from NULL/'' to
+values) while every other column stays identical. And since that is the only way into the chain, an event
+cannot be inserted with its chain columns already filled.
 
 This module depends on table and column names only, never on the models, so that migrations can use it.
 """
@@ -71,13 +72,30 @@ _OPERATION_BITS = {"INSERT": _INSERT, "UPDATE": _UPDATE, "DELETE": _DELETE, "TRU
 
 @dataclass(frozen=True)
 class Trigger:
-    table: str
+    table: str  # the audit table whose rule this is
     operation: str  # INSERT (events only), UPDATE, DELETE or TRUNCATE
+    # The monthly partition of the events table that holds this trigger ("" for the table itself). Row
+    # triggers there are PostgreSQL's clones of the table's own; TRUNCATE triggers are statement-level and
+    # never cloned, so each partition carries its own (a TRUNCATE naming the partition skips the parent's).
+    partition: str = ""
 
     @property
     def name(self) -> str:
-        # SQLite trigger names are global to the database, so the table is part of the name.
+        # SQLite trigger names are global to the database, so the table is part of the name; a partition's
+        # trigger has its table's name (PostgreSQL names triggers per relation).
         return f"{self.table}_append_only_{self.operation.lower()}"
+
+    @property
+    def relation(self) -> str:
+        return self.partition or self.table
+
+    @property
+    def cloned(self) -> bool:
+        """A row trigger of a partition: PostgreSQL keeps it a copy of the table's, and drops it with it."""
+        return bool(self.partition) and self.operation != "TRUNCATE"
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.relation}"
 
     @property
     def function(self) -> str:
@@ -93,12 +111,33 @@ class Trigger:
         return level | _BEFORE | _OPERATION_BITS[self.operation]
 
 
-def triggers(vendor: str) -> list[Trigger]:
-    """The triggers the rule needs on this database (SQLite has no TRUNCATE: DELETE covers it)."""
+def triggers(vendor: str, partitions: Iterable[str] = ()) -> list[Trigger]:
+    """The triggers the rule needs on this database (SQLite has no TRUNCATE: DELETE covers it), given the
+    partitions of the events table (PostgreSQL)."""
     operations = ("UPDATE", "DELETE", "TRUNCATE") if vendor == "postgresql" else ("UPDATE", "DELETE")
-    return [Trigger(EVENT_TABLE, "INSERT")] + [
+    rule = [Trigger(EVENT_TABLE, "INSERT")] + [
         Trigger(table, operation) for table in TABLES for operation in operations
     ]
+    return rule + [
+        Trigger(EVENT_TABLE, operation, partition)
+        for partition in partitions
+        for operation in ("INSERT", *operations)
+    ]
+
+
+_PG_PARTITIONS = """
+SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname
+"""
+
+
+def event_partitions(connection: Any) -> list[str]:
+    """The partitions of the events table (PostgreSQL; none while it is a plain table, or on SQLite)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_PARTITIONS, [EVENT_TABLE])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _quote(connection: Any, name: str) -> str:
@@ -125,7 +164,10 @@ def _pg_function_sql(name: str) -> str:
 
 
 def _pg_trigger_sql(connection: Any, trigger: Trigger) -> list[str]:
-    table, name = _quote(connection, trigger.table), _quote(connection, trigger.name)
+    table, name = _quote(connection, trigger.relation), _quote(connection, trigger.name)
+    if trigger.cloned:
+        # Created (and dropped) with the table's own trigger; only its enabled state is the partition's.
+        return [f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"]
     level = "STATEMENT" if trigger.operation == "TRUNCATE" else "ROW"
     return [
         f"DROP TRIGGER IF EXISTS {name} ON {table}",
@@ -147,12 +189,13 @@ WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT to_regclass(name) FROM unnest(
 
 
 def _pg_problems(connection: Any) -> dict[Trigger, str]:
+    partitions = event_partitions(connection)
     with connection.cursor() as cursor:
-        cursor.execute(_PG_INSPECT, [list(TABLES)])
+        cursor.execute(_PG_INSPECT, [[*TABLES, *partitions]])
         found = {(row[0], row[1]): row[2:] for row in cursor.fetchall()}
     problems: dict[Trigger, str] = {}
-    for trigger in triggers("postgresql"):
-        state = found.get((trigger.table, trigger.name))
+    for trigger in triggers("postgresql", partitions):
+        state = found.get((trigger.relation, trigger.name))
         if state is None:
             problems[trigger] = "missing"
             continue
@@ -163,7 +206,12 @@ def _pg_problems(connection: Any) -> dict[Trigger, str]:
             problems[trigger] = f"altered (calls a function other than the audit's {trigger.function})"
         elif enabled != "A":
             problems[trigger] = "disabled" if enabled == "D" else f"not enabled ALWAYS (state {enabled})"
-    return problems
+    # A table's row trigger that is missing takes its partitions' copies with it: one report says it all.
+    return {
+        trigger: problem
+        for trigger, problem in problems.items()
+        if not (trigger.cloned and problems.get(Trigger(trigger.table, trigger.operation)) == "missing")
+    }
 
 
 # --- SQLite -------------------------------------------------------------------------------------------------
@@ -251,11 +299,20 @@ def install(connection: Any) -> list[Trigger]:
     if connection.vendor == "postgresql":
         # Cheap and lock-free on the tables: keeps the function bodies current.
         statements.extend(_pg_function_sql(name) for name in _FUNCTIONS)
-    broken = list(problems(connection))
-    for trigger in broken:
-        if connection.vendor == "postgresql":
+    found = problems(connection)
+    broken = list(found)
+    if connection.vendor == "postgresql":
+        # A partition's row trigger that is missing or altered is repaired by re-creating the table's own,
+        # which PostgreSQL clones to every partition; one that is only disabled is enabled where it is.
+        renewed = [t for t in broken if not t.cloned]
+        for trigger in broken:
+            own = Trigger(trigger.table, trigger.operation)
+            if trigger.cloned and found[trigger] != "disabled" and own not in renewed:
+                renewed.append(own)
+        for trigger in renewed + [t for t in broken if t.cloned]:
             statements.extend(_pg_trigger_sql(connection, trigger))
-        else:
+    else:
+        for trigger in broken:
             statements.append(f"DROP TRIGGER IF EXISTS {_quote(connection, trigger.name)}")
             statements.append(
                 _sqlite_trigger_sql(connection, trigger).replace(
@@ -268,10 +325,12 @@ def install(connection: Any) -> list[Trigger]:
 
 def uninstall(connection: Any) -> None:
     """Drop the rule: for reversing the migration and for the test suite's flush (the product never does)."""
+    # A partition's row triggers go with the table's own; its TRUNCATE trigger is its own.
     statements = [
         f"DROP TRIGGER IF EXISTS {_quote(connection, t.name)}"
-        + (f" ON {_quote(connection, t.table)}" if connection.vendor == "postgresql" else "")
-        for t in triggers(connection.vendor)
+        + (f" ON {_quote(connection, t.relation)}" if connection.vendor == "postgresql" else "")
+        for t in triggers(connection.vendor, event_partitions(connection))
+        if not t.cloned
     ]
     if connection.vendor == "postgresql":
         statements.extend(f"DROP FUNCTION IF EXISTS {name}()" for name in _FUNCTIONS)

@@ -1,5 +1,6 @@
-"""Verifying the audit trail: recompute the hash chain from position 1, hold signed checkpoints (kept copies
-and the stored ones) against it, and report the pending (not yet sealed) events.
+"""Verifying the audit trail: recompute the hash chain from position 1 (or, once older monthly partitions
+were detached, from the oldest retained checkpoint), hold signed checkpoints (kept copies and the stored
+ones) against it, and report the pending (not yet sealed) events.
 
 Used by `manage.py audit_verify`, the API and the checkpoint publisher; returns a structured result.
 """
@@ -38,7 +39,7 @@ class CheckpointCheck:
 @dataclass
 class VerifyResult:
     ok: bool
-    sealed: int  # links recomputed and found good, from position 1
+    sealed: int  # links recomputed and found good, from position 1 (or after start_position)
     pending: int
     oldest_pending_seconds: float | None
     pending_warning: bool  # the oldest pending event waited longer than AUDIT_PENDING_WARNING_SECONDS
@@ -51,9 +52,51 @@ class VerifyResult:
     stored_checkpoints_verified: int = 0
     stored_checkpoints_failed: int = 0
     stored_checkpoints_skipped: int = 0  # signed by another key (before a key rotation): vouch for nothing
+    # Where the recomputation started: position 0 (genesis), or the retained checkpoint after detached months.
+    start_position: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetainedStart:
+    """Where the chain kept in the database begins.
+
+    `head` is the link before the first retained event: genesis, or (once months were detached) the position
+    before the oldest retained one with the hash that event's prev_hash names. `anchor` is the oldest stored
+    checkpoint at or after that position: it vouches for the start (its hash must equal that prev_hash when it
+    sits exactly there; otherwise the walk must reproduce its hash). `problem` says why it cannot.
+    """
+
+    head: chain.Head
+    anchor: AuditCheckpoint | None = None
+    problem: str = ""
+
+
+def retained_start() -> RetainedStart:
+    first = (
+        AuditEvent.objects.filter(chain_position__isnull=False)
+        .order_by("chain_position")
+        .values_list("chain_position", "prev_hash")
+        .first()
+    )
+    if first is None or first[0] is None or first[0] == 1:
+        return RetainedStart(chain.Head(0, chain.GENESIS_HASH))
+    position, prev_hash = first[0] - 1, first[1]
+    anchor = AuditCheckpoint.objects.filter(chain_position__gte=position).order_by("chain_position").first()
+    head = chain.Head(position, prev_hash)
+    if anchor is None:
+        return RetainedStart(
+            head, None, f"the chain kept starts at position {position + 1} and no signed checkpoint covers it"
+        )
+    if anchor.chain_position == position and anchor.head_hash != prev_hash:
+        return RetainedStart(
+            head,
+            anchor,
+            f"the first retained event's prev_hash is not the hash of the checkpoint at position {position}",
+        )
+    return RetainedStart(head, anchor)
 
 
 def _walk(
@@ -97,8 +140,10 @@ def segment_verify(*, start: chain.Head, until_position: int) -> tuple[chain.Hea
     return reached, None if problem is None else f"chain position {problem.position}: {problem.reason}"
 
 
-def _stored_documents(up_to_id: int, batch_size: int = chain.BATCH_SIZE) -> Iterator[dict[str, Any]]:
-    last = 0
+def _stored_documents(
+    up_to_id: int, after: int = 0, batch_size: int = chain.BATCH_SIZE
+) -> Iterator[dict[str, Any]]:
+    last = after
     while True:
         kept = AuditCheckpoint.objects.filter(id__lte=up_to_id, chain_position__gt=last).order_by(
             "chain_position"
@@ -115,7 +160,11 @@ class _Checkpoints:
     """Checkpoints to hold against the recomputed chain, met in position order while it streams past."""
 
     def __init__(
-        self, result: VerifyResult, documents: Sequence[tuple[str, Any]], stored_up_to_id: int | None
+        self,
+        result: VerifyResult,
+        documents: Sequence[tuple[str, Any]],
+        stored_up_to_id: int | None,
+        start: int = 0,
     ) -> None:
         self.result = result
         self.kept: list[tuple[int, str, CheckpointCheck]] = []
@@ -128,10 +177,14 @@ class _Checkpoints:
             except checkpoints.CheckpointInvalid as exc:
                 check.problem = str(exc)
                 continue
+            if document["chain_position"] <= start:
+                # In a detached month: the database's own signed copy is what it can be held against.
+                _before_start(check, document, start)
+                continue
             self.kept.append((document["chain_position"], document["head_hash"], check))
         self.kept.sort(key=lambda item: item[0])
         self.kept_index = 0
-        self.stored = iter(()) if stored_up_to_id is None else _stored_documents(stored_up_to_id)
+        self.stored = iter(()) if stored_up_to_id is None else _stored_documents(stored_up_to_id, after=start)
         self.stored_next = self._next_stored()
 
     def _next_stored(self) -> dict[str, Any] | None:
@@ -167,6 +220,19 @@ class _Checkpoints:
                 self._stored_failed(position, f"the chain's hash at position {position} differs")
             self.stored_next = self._next_stored()
 
+    def anchor(self, checkpoint: AuditCheckpoint) -> None:
+        """The stored checkpoint right before the retained chain, whose hash its first event names."""
+        document = checkpoints.checkpoint_document(checkpoint)
+        if document["public_key"] != self.result.public_key:
+            self.result.stored_checkpoints_skipped += 1
+            return
+        try:
+            checkpoints.verify_checkpoint(document, self.result.public_key)
+        except checkpoints.CheckpointInvalid as exc:
+            self._stored_failed(checkpoint.chain_position, str(exc))
+            return
+        self.result.stored_checkpoints_verified += 1
+
     def finish(self, reached: int, problem: ChainProblem | None) -> None:
         """Checkpoints the walk never reached: beyond the head, or behind a break."""
         reason = (
@@ -180,6 +246,33 @@ class _Checkpoints:
             while self.stored_next is not None:
                 self._stored_failed(self.stored_next["chain_position"], reason)
                 self.stored_next = self._next_stored()
+
+
+def _before_start(check: CheckpointCheck, document: dict[str, Any], start: int) -> None:
+    stored = AuditCheckpoint.objects.filter(chain_position=document["chain_position"]).first()
+    check.ok = stored is not None and stored.head_hash == document["head_hash"]
+    if not check.ok:
+        check.problem = (
+            f"in a detached month (the chain kept starts after position {start}) and no stored checkpoint "
+            "at its position has its hash"
+        )
+
+
+def _duplicate_position(after: int, until: int) -> int | None:
+    """The first chain position held by more than one event (each partition enforces uniqueness for its own
+    rows only), or None; counted first, as a duplicate shows as more events than positions."""
+    sealed = AuditEvent.objects.filter(chain_position__gt=after, chain_position__lte=until)
+    if sealed.count() <= until - after:
+        return None
+    twice = (
+        sealed.values("chain_position")
+        .annotate(events=Count("id"))
+        .filter(events__gt=1)
+        .order_by("chain_position")
+        .values_list("chain_position", flat=True)
+        .first()
+    )
+    return twice
 
 
 def chain_verify(
@@ -210,12 +303,28 @@ def chain_verify(
     if stored_checkpoints:
         stored_up_to_id = AuditCheckpoint.objects.aggregate(last=Max("id"))["last"] or 0
     head_at_start = chain.head().position
-    kept = _Checkpoints(result, documents, stored_up_to_id)
-    reached, problem = _walk(
-        chain.Head(0, chain.GENESIS_HASH), until_position=head_at_start, visit=kept.visit
-    )
+    start = retained_start()
+    result.start_position = start.head.position
+    kept = _Checkpoints(result, documents, stored_up_to_id, start=start.head.position)
+    if start.anchor is not None and start.anchor.chain_position == start.head.position and not start.problem:
+        kept.anchor(start.anchor)
+    problem: ChainProblem | None
+    if start.problem:
+        reached, problem = start.head, ChainProblem(start.head.position + 1, start.problem)
+    else:
+        reached, problem = _walk(start.head, until_position=head_at_start, visit=kept.visit)
+        twice = _duplicate_position(start.head.position, reached.position) if problem is None else None
+        if twice is not None:
+            problem = ChainProblem(twice, f"position {twice} is held by more than one event")
+        elif problem is None and start.anchor is not None and start.anchor.chain_position > reached.position:
+            problem = ChainProblem(
+                reached.position + 1,
+                f"the chain kept ends before the checkpoint at {start.anchor.chain_position} that vouches "
+                "for its start",
+            )
     kept.finish(reached.position, problem)
-    result.sealed, result.head_position, result.head_hash = reached.position, reached.position, reached.hash
+    result.sealed = reached.position - start.head.position
+    result.head_position, result.head_hash = reached.position, reached.hash
     if problem is not None:
         result.first_bad_position, result.problem = problem.position, problem.reason
 

@@ -11,8 +11,14 @@ from urllib.parse import urlparse, urlunparse
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _scratch_name(name: str) -> str:
+    """`name`, plus BENCH_DATABASE_SUFFIX when set: benchmarks sharing one server keep apart."""
+    return name + os.environ.get("BENCH_DATABASE_SUFFIX", "")
+
+
 def scratch_database(name: str) -> str:
     """Create (or re-create) database `name` on the server of DATABASE_URL; return its URL."""
+    name = _scratch_name(name)
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("benchmarks measure PostgreSQL: set DATABASE_URL=postgres://user@host:port/db")
@@ -57,6 +63,7 @@ def median(values: list[float]) -> float:
 
 def scratch_database_kept(name: str) -> str:
     """Like scratch_database, but keeps an existing database: loading millions of rows takes minutes."""
+    name = _scratch_name(name)
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("benchmarks measure PostgreSQL: set DATABASE_URL=postgres://user@host:port/db")

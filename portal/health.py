@@ -53,13 +53,16 @@ def _audit() -> dict:
     """The trail's guards and its sealing: a missing trigger fails the check (the trail could be altered);
     a backlog of unsealed events only warns (sealing catches up)."""
     try:
+        # Every trigger of the rule, on the audit tables and on each monthly partition of the events table.
         missing = audit_triggers.problems(connection)
+        partitions = audit_triggers.event_partitions(connection)
         status = chain_status()
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {
         "ok": not missing,
         "triggers_missing": sorted(str(t) for t in missing),
+        "partitions_checked": len(partitions),
         "sealed": status.sealed,
         "pending": status.pending,
         "pending_warning": status.pending_warning,

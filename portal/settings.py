@@ -253,6 +253,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "access-expire-grants": {"task": "access.expire_grants", "schedule": 60.0},
     "scoring-incremental-refresh": {"task": "scoring.start_incremental_refresh", "schedule": 15 * 60.0},
     "scoring-requeue-expired-chunks": {"task": "scoring.requeue_expired_chunks", "schedule": 60.0},
+    # --- Monthly partitions (issue 8) ---
+    # PostgreSQL only (no-ops on SQLite): partitions three months ahead, hourly; idempotent and cheap.
+    "records-create-partitions": {"task": "records.create_partitions", "schedule": 3600.0},
+    "audit-create-partitions": {"task": "audit.create_partitions", "schedule": 3600.0},
 }
 
 # Shared between web, workers and beat when Redis is there; per process in the embedded default.

@@ -197,3 +197,23 @@ def test_application_role_may_call_the_owners_functions(roles, db):
         assert cursor.fetchone() == (42,)
     with acting_as(SEALER):
         assert refused("SELECT portal_scratch_answer()") == INSUFFICIENT_PRIVILEGE
+
+
+def test_application_role_makes_partitions_but_never_detaches_the_trail(roles, db):
+    """Partitions ahead are the application's periodic job; retention stays with the owner, and a partition
+    reached directly is no more open than its parent."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'audit_auditevent'::regclass AND c.relname <> 'audit_auditevent_default' "
+            "ORDER BY c.relname LIMIT 1"
+        )
+        partition = cursor.fetchone()[0]
+    with acting_as(APP):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM audit_event_create_partitions(3)")
+            cursor.execute("SELECT count(*) FROM records_transaction_create_partitions(3)")
+        assert refused("SELECT audit_event_detach_partition(%s)", [partition]) == INSUFFICIENT_PRIVILEGE
+        assert refused(f"DELETE FROM {partition}") == INSUFFICIENT_PRIVILEGE
+        assert refused(f"ALTER TABLE {partition} DISABLE TRIGGER ALL") == INSUFFICIENT_PRIVILEGE
+        assert refused(f"ALTER TABLE audit_auditevent DETACH PARTITION {partition}") == INSUFFICIENT_PRIVILEGE

@@ -110,6 +110,11 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind = 'S' \gexec
 -- Functions: the monthly-partition functions (SECURITY DEFINER, owned by the owner) are called by the app.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO :"app";
+-- Except audit retention: detaching a month of the trail is the owner's alone (the migration revokes it from
+-- PUBLIC; the grant above would hand it back).
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I, %I', p.oid::regprocedure, :'app', :'sealer')
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proname = 'audit_event_detach_partition' \gexec
 
 -- The sealer: reads the trail, fills the chain columns of events (the append-only trigger still allows that
 -- only once, from empty to values), and appends signed checkpoints. Nothing else, no other table.

@@ -200,12 +200,13 @@ def test_a_stored_checkpoint_that_disagrees_with_the_chain_fails(make_event):
 def test_verification_reads_the_chain_in_batches_not_per_event(make_event, django_assert_num_queries):
     sealed_trail(make_event, 3)
     checkpoints.public_key()
-    # The last stored checkpoint's id and the head, fixing what is verified (2); events (1) and their
-    # subjects (1) for the one batch, the empty next batch (1), the stored checkpoints (1: none yet), the
-    # pending count and age (1).
-    with django_assert_num_queries(7):
+    # The last stored checkpoint's id and the head, fixing what is verified (2); where the retained chain
+    # starts (1: its first event); events (1) and their subjects (1) for the one batch, the empty next batch
+    # (1), the stored checkpoints (1: none yet), the count of sealed positions (1), the pending count and
+    # age (1).
+    with django_assert_num_queries(9):
         assert chain_verify().ok
     sealed_trail(make_event, 30)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(9):
         result = chain_verify()
     assert result.ok and result.sealed == 33 and result.as_dict()["head_hash"] == chain.head().hash

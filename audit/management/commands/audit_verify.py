@@ -15,7 +15,8 @@ from audit.verify import VerifyResult, chain_verify
 
 class Command(BaseCommand):
     help = (
-        "Recompute the audit trail's hash chain from position 1 and say OK or name the first bad chain "
+        "Recompute the audit trail's hash chain from position 1 (from the oldest retained checkpoint once "
+        "older months were detached) and say OK or name the first bad chain "
         "position. Checkpoint files kept earlier (--from-checkpoint) must carry a valid signature under the "
         "public key and match the recomputed chain, so history cannot be rewritten unnoticed."
     )
@@ -56,6 +57,11 @@ class Command(BaseCommand):
             )
 
     def report(self, result: VerifyResult) -> None:
+        if result.start_position:
+            self.stdout.write(
+                f"older months are detached: verifying from the retained checkpoint at position "
+                f"{result.start_position}"
+            )
         if result.first_bad_position is None:
             self.stdout.write(f"OK: {result.sealed} events sealed, {result.pending} pending")
         else:
