@@ -10,6 +10,7 @@ from django import forms
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
@@ -117,6 +118,14 @@ class TransactionFilterForm(forms.Form):
         return transactions
 
 
+class LocalNameChoiceField(forms.ModelChoiceField):
+    """Segments and organisations by their name in the page's language."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        chinese = getattr(obj, "name_zh", "")
+        return chinese if (get_language() or "").startswith("zh") and chinese else str(obj)
+
+
 PERMISSION_CHOICES = [(p.value, p.label) for p in Permission]
 
 
@@ -126,11 +135,11 @@ class GrantRequestForm(forms.Form):
 
     TARGETS = [("segment", _("A segment")), ("consumer", _("One consumer (case-level)"))]
 
-    grantee_organisation = forms.ModelChoiceField(
+    grantee_organisation = LocalNameChoiceField(
         label=_("Shareholder"), queryset=Organisation.objects.none(), required=False
     )
     target_kind = forms.ChoiceField(label=_("Access to"), choices=TARGETS, widget=forms.RadioSelect)
-    segment = forms.ModelChoiceField(label=_("Segment"), queryset=Segment.objects.all(), required=False)
+    segment = LocalNameChoiceField(label=_("Segment"), queryset=Segment.objects.all(), required=False)
     consumer = forms.CharField(label=_("Consumer public id"), required=False, max_length=32)
     permissions = forms.MultipleChoiceField(
         label=_("Permissions"), choices=PERMISSION_CHOICES, widget=forms.CheckboxSelectMultiple
