@@ -100,7 +100,11 @@ def segment_delinquency_by_month(
         .order_by("month")
     )
     return [
-        {"month": row["month"].strftime("%Y-%m"), "consumers": row["consumers"], "delinquent": row["delinquent"]}
+        {
+            "month": row["month"].strftime("%Y-%m"),
+            "consumers": row["consumers"],
+            "delinquent": row["delinquent"],
+        }
         for row in rows
     ]
 

@@ -151,9 +151,7 @@ def grouped_bar_chart(
     return mark_safe("".join(parts))  # noqa: S308 - every text in it is escaped above
 
 
-def line_chart(
-    points: Sequence[tuple[str, float]], *, label: str, low: float, high: float
-) -> SafeString:
+def line_chart(points: Sequence[tuple[str, float]], *, label: str, low: float, high: float) -> SafeString:
     """A line over labelled points (oldest first) on a fixed value range, e.g. scores 300-850."""
     parts = _open(label, "line")
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -174,7 +172,9 @@ def line_chart(
         coords.append((x, y))
     if len(coords) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-        parts.append(f'<polyline class="line" points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>')
+        parts.append(
+            f'<polyline class="line" points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>'
+        )
     label_every = max(1, count // 8)
     for index, ((x, y), (text, value)) in enumerate(zip(coords, points, strict=True)):
         parts.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import authenticate
@@ -46,7 +46,8 @@ class LoginForm(forms.Form):
         self.user: User | None = None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         user = authenticate(
@@ -58,7 +59,7 @@ class LoginForm(forms.Form):
         if user is None or not user.is_active:
             # One message for every failure: the form tells nothing of which part was wrong.
             raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login")
-        self.user = user  # type: ignore[assignment]
+        self.user = cast(User, user)
         return data
 
 
@@ -99,10 +100,12 @@ class TransactionFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = [("", _("All kinds")), *Transaction.Kind.choices]
+        kinds = cast(forms.ChoiceField, self.fields["kind"])
+        kinds.choices = [("", _("All kinds")), *Transaction.Kind.choices]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             self.add_error("until", _("The end date must not come before the start date."))
         return data
@@ -177,7 +180,8 @@ class GrantRequestForm(forms.Form):
         return purpose
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         now = timezone.now()
         kind = data.get("target_kind")
         if kind == "segment" and not data.get("segment"):
@@ -196,10 +200,14 @@ class GrantRequestForm(forms.Form):
                 if kind == "consumer"
                 else _("Not a segment permission."),
             )
-        if self.requester.role == Role.COMPLIANCE and permissions and (
-            list(permissions) != [Permission.VIEW_AGGREGATES] or kind != "segment"
+        if (
+            self.requester.role == Role.COMPLIANCE
+            and permissions
+            and (list(permissions) != [Permission.VIEW_AGGREGATES] or kind != "segment")
         ):
-            self.add_error("permissions", _("A state shareholder may only be granted aggregates of a segment."))
+            self.add_error(
+                "permissions", _("A state shareholder may only be granted aggregates of a segment.")
+            )
         valid_from = _start_of(data["valid_from"]) if data.get("valid_from") else now
         if data.get("valid_from") and _end_of(data["valid_from"]) < now:
             self.add_error("valid_from", _("A grant cannot start in the past."))
@@ -244,7 +252,10 @@ class EventFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = [("", _("Any outcome")), *AuditEvent.Outcome.choices]
+        cast(forms.ChoiceField, self.fields["outcome"]).choices = [
+            ("", _("Any outcome")),
+            *AuditEvent.Outcome.choices,
+        ]
 
     def clean_consumer(self) -> str:
         value = self.cleaned_data["consumer"].strip().upper()
@@ -253,7 +264,8 @@ class EventFilterForm(forms.Form):
         return value
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         for name in ("actor", "organisation", "action"):
             value = (data.get(name) or "").strip()
             if value and not TEXT_FILTER_PATTERN.fullmatch(value):

@@ -40,7 +40,7 @@ GATES: dict[str, frozenset[str]] = {
 }
 
 # Where each role starts.
-HOME = {
+HOME: dict[str, str] = {
     REGULATOR: "web:dashboard",
     SHAREHOLDER: "web:segments",
     COMPLIANCE: "web:grants",

@@ -73,8 +73,6 @@ class Keyset:
             payload = json.loads(_fernet().decrypt(cursor.encode()))
             if payload["o"] != list(self.ordering) or len(payload["k"]) != len(self.fields):
                 raise BadCursor(cursor)
-            return [
-                datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in payload["k"]
-            ]
+            return [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in payload["k"]]
         except (InvalidToken, ValueError, KeyError, TypeError, UnicodeError):
             raise BadCursor(cursor) from None

@@ -65,7 +65,7 @@ def demo_world(live_server) -> Iterator[str]:
 
 
 @pytest.fixture
-def sign_in(browser, demo_world) -> Callable:
+def sign_in(browser, demo_world) -> Iterator[Callable]:
     """sign_in("regulator", language="zh-hans") -> a Playwright page signed in through the login form."""
     contexts = []
 

@@ -103,6 +103,7 @@ def test_transactions_filter_by_kind_and_page_without_overlap(client_for, world,
         .order_by("public_id")
         .first()
     )
+    assert consumer is not None
     client = client_for("regulator")
     first = client.get(f"/consumers/{consumer.public_id}/").content.decode()
     cursor = re.search(r'cursor=([^"#&]+)', first)

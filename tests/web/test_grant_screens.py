@@ -17,8 +17,8 @@ from tests.web.conftest import DELTA
 def field_error(html: str, field: str) -> str | None:
     """The error shown in the field block of `field`, if any."""
     match = re.search(
-        rf'<div class="field has-error">(?:(?!<div class="field).)*?name="{field}".*?<ul class="errorlist[^>]*>'
-        r"<li>(.*?)</li>",
+        rf'<div class="field has-error">(?:(?!<div class="field).)*?name="{field}"'
+        r'.*?<ul class="errorlist[^>]*><li>(.*?)</li>',
         html,
         re.S,
     )
@@ -108,7 +108,8 @@ def test_four_eyes_on_screens(client_for, world):
     assert AuditEvent.objects.latest("id").outcome == "denied"
     assert compliance2.post(f"/grants/{grant.pk}/approve/", {"note": "ok"}).status_code == 302
     grant.refresh_from_db()
-    assert grant.status == AccessGrant.Status.APPROVED and grant.decided_by.username == "compliance2"
+    assert grant.status == AccessGrant.Status.APPROVED
+    assert grant.decided_by is not None and grant.decided_by.username == "compliance2"
 
 
 @pytest.mark.postgres

@@ -29,7 +29,11 @@ def test_segment_review_draws_charts_without_personal_data(client_for, world):
         for value in (consumer.public_id, consumer.resident_id, consumer.phone, consumer.name):
             assert value not in html
     event = AuditEvent.objects.latest("id")
-    assert (event.action, event.resource_kind, event.requested_id) == ("segment.summary", "segment", str(segment.pk))
+    assert (event.action, event.resource_kind, event.requested_id) == (
+        "segment.summary",
+        "segment",
+        str(segment.pk),
+    )
     assert event.grant_id is not None and not event.subjects.exists()
 
 
@@ -80,7 +84,8 @@ def test_compliance_starts_a_run_and_sees_its_progress(client_for, world):
     client = client_for("compliance")
     assert client.post("/scoring/runs/start/", {"kind": "full"}).status_code == 302
     run = ScoreRun.objects.latest("id")
-    assert run.status == ScoreRun.Status.RUNNING and run.requested_by.username == "compliance"
+    assert run.status == ScoreRun.Status.RUNNING
+    assert run.requested_by is not None and run.requested_by.username == "compliance"
     page = client.get("/scoring/runs/").content.decode()
     assert f'data-run-id="{run.pk}"' in page and 'data-running="true"' in page
     progress = client.get("/scoring/runs/progress.json").json()
@@ -135,4 +140,7 @@ def test_chain_status_and_checkpoint_download(client_for, world):
         document = json.loads(response.content)
         verify_checkpoint(document, document["public_key"])
     assert client_for("auditor").get("/audit/checkpoints/999999999/download/").status_code == 404
-    assert client_for("shareholder").get(f"/audit/checkpoints/{checkpoint.chain_position}/download/").status_code == 403
+    assert (
+        client_for("shareholder").get(f"/audit/checkpoints/{checkpoint.chain_position}/download/").status_code
+        == 403
+    )

@@ -71,8 +71,10 @@ def permission_label(codename: str) -> str:
 
 @register.filter
 def permission_labels(codenames: Any) -> str:
-    return "、".join(permission_label(c) for c in codenames) if _chinese() else ", ".join(
-        permission_label(c) for c in codenames
+    return (
+        "、".join(permission_label(c) for c in codenames)
+        if _chinese()
+        else ", ".join(permission_label(c) for c in codenames)
     )
 
 
@@ -85,12 +87,18 @@ def score_histogram_chart(histogram: list[dict]) -> SafeString:
 @register.simple_tag
 def delinquency_chart(rows: list[dict]) -> SafeString:
     bars = [
-        charts.Bar(r["month"][2:], None if r["rate"] is None else r["rate"] * 100, f"{r['rate'] * 100:.1f}%"
-                   if r["rate"] is not None else "")
+        charts.Bar(
+            r["month"][2:],
+            None if r["rate"] is None else r["rate"] * 100,
+            f"{r['rate'] * 100:.1f}%" if r["rate"] is not None else "",
+        )
         for r in rows
     ]
     return charts.bar_chart(
-        bars, label=_("30+ days delinquency rate by month of due date"), withheld_label=_("withheld"), unit="%"
+        bars,
+        label=_("30+ days delinquency rate by month of due date"),
+        withheld_label=_("withheld"),
+        unit="%",
     )
 
 

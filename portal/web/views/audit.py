@@ -66,7 +66,10 @@ def access_log(request: HttpRequest) -> HttpResponse:
         else:
             status = 400
     return render(
-        request, "web/audit_access_log.html", {"form": form, "page": page, "filter_query": query}, status=status
+        request,
+        "web/audit_access_log.html",
+        {"form": form, "page": page, "filter_query": query},
+        status=status,
     )
 
 
@@ -96,5 +99,7 @@ def checkpoint_download(request: HttpRequest, position: str) -> HttpResponse:
         raise pages.NotFound
     body = json.dumps(checkpoints.checkpoint_document(checkpoint), indent=2, sort_keys=True) + "\n"
     response = HttpResponse(body, content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="audit-checkpoint-{checkpoint.chain_position}.json"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-checkpoint-{checkpoint.chain_position}.json"'
+    )
     return response

@@ -41,7 +41,13 @@ def grants_for(user: User) -> QuerySet[AccessGrant]:
     """Grants a user may read: their organisation's (and their own) for regulators and shareholders; all for
     the operator's compliance officers, auditors and administrators."""
     grants = AccessGrant.objects.select_related(
-        "grantee_organisation", "grantee_user", "segment", "consumer", "requested_by", "decided_by", "revoked_by"
+        "grantee_organisation",
+        "grantee_user",
+        "segment",
+        "consumer",
+        "requested_by",
+        "decided_by",
+        "revoked_by",
     )
     if user.role in (Role.REGULATOR, Role.SHAREHOLDER):
         return grants.filter(
@@ -50,21 +56,23 @@ def grants_for(user: User) -> QuerySet[AccessGrant]:
     return grants
 
 
-def _grants_page(request: HttpRequest, *, errors: dict[int, str] | None = None, status: int = 200) -> HttpResponse:
+def _grants_page(
+    request: HttpRequest, *, errors: dict[int, str] | None = None, status: int = 200
+) -> HttpResponse:
     note = pages.note(request)
     note.resource_kind = "grant"
     user = pages.user_of(request)
     now = timezone.now()
     grants = grants_for(user)
-    pending = list(grants.filter(status=AccessGrant.Status.REQUESTED).order_by("requested_at", "pk")[:LIST_ROWS])
+    pending = list(
+        grants.filter(status=AccessGrant.Status.REQUESTED).order_by("requested_at", "pk")[:LIST_ROWS]
+    )
     active = list(
         grants.filter(status=AccessGrant.Status.APPROVED, valid_until__gt=now).order_by("valid_until", "pk")[
             :LIST_ROWS
         ]
     )
-    closed = list(
-        grants.exclude(pk__in=[g.pk for g in pending + active]).order_by("-pk")[:LIST_ROWS]
-    )
+    closed = list(grants.exclude(pk__in=[g.pk for g in pending + active]).order_by("-pk")[:LIST_ROWS])
     return render(
         request,
         "web/grants.html",
@@ -123,7 +131,9 @@ def grant_request(request: HttpRequest) -> HttpResponse:
                 form.add_error(field, _(error.message))
             else:
                 pages.attribute(request, grant)
-                messages.success(request, _("Your request #%(id)s is waiting for a compliance officer.") % {"id": grant.pk})
+                messages.success(
+                    request, _("Your request #%(id)s is waiting for a compliance officer.") % {"id": grant.pk}
+                )
                 return redirect("web:grants")
     return render(request, "web/grant_request.html", {"form": form}, status=400)
 
@@ -140,7 +150,9 @@ def _decide(request: HttpRequest, grant_id: str, verb: str) -> HttpResponse:
     if grant is None:
         raise pages.NotFound
     pages.attribute(request, grant)
-    form: DecisionForm | RevokeForm = RevokeForm(request.POST) if verb == "revoke" else DecisionForm(request.POST)
+    form: DecisionForm | RevokeForm = (
+        RevokeForm(request.POST) if verb == "revoke" else DecisionForm(request.POST)
+    )
     if not form.is_valid():
         message = " ".join(str(e) for errors in form.errors.values() for e in errors)
         return _grants_page(request, errors={grant.pk: message}, status=400)

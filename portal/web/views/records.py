@@ -49,18 +49,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("valid_until", "pk")
     )
     for grant in grants:
-        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1))  # type: ignore[attr-defined]
-        grant.in_force = grant.pk in scope.grants  # type: ignore[attr-defined]
+        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1))
+        grant.in_force = grant.pk in scope.grants
     segments = list(
         policy.visible_segments(scope, Permission.VIEW_AGGREGATES)
         .annotate(size=Count("memberships"), average_score=Avg("memberships__consumer__current_score"))
         .order_by("name")
     )
     for segment in segments:
-        shown = masking.suppress(segment.size)  # type: ignore[attr-defined]
-        segment.size = shown  # type: ignore[attr-defined]
+        shown = masking.suppress(segment.size)
+        segment.size = shown
         if shown is None:
-            segment.average_score = None  # type: ignore[attr-defined]
+            segment.average_score = None
         segment.permissions = sorted(scope.segment_permissions(segment.pk))  # type: ignore[attr-defined]
     activity = (
         list(audit_selectors.event_list(organisation=str(user.organisation))[:RECENT_ACTIVITY_ROWS])
@@ -75,7 +75,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "segments": segments,
             "activity": activity,
             "search_form": SearchForm(),
-            "can_search": bool(scope.segment_ids(Permission.VIEW_RECORDS) or scope.consumer_ids(Permission.VIEW_RECORDS)),
+            "can_search": bool(
+                scope.segment_ids(Permission.VIEW_RECORDS) or scope.consumer_ids(Permission.VIEW_RECORDS)
+            ),
         },
     )
 

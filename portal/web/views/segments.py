@@ -24,7 +24,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
         .order_by("name")
     )
     for segment in segments:
-        segment.size = masking.suppress(segment.size)  # type: ignore[attr-defined]
+        segment.size = masking.suppress(segment.size)
         segment.permissions = sorted(scope.segment_permissions(segment.pk))  # type: ignore[attr-defined]
     return render(request, "web/segment_list.html", {"segments": segments})
 
@@ -60,16 +60,16 @@ def _volume_by_product(rows: list[dict]) -> tuple[list[str], list[tuple[str, lis
         counts = masking.suppress_partition([c["consumers"] for c in cells], total_shown=True)
         for cell, count in zip(cells, counts, strict=True):
             shown[(month, cell["product"])] = count is not None
-    cells = {(r["month"], r["product"]): r for r in rows}
+    by_cell = {(r["month"], r["product"]): r for r in rows}
     series = []
     for product in products:
         values: list = []
         for month in months:
-            cell = cells.get((month, product))
-            if cell is None:
+            found = by_cell.get((month, product))
+            if found is None:
                 values.append(0)
             else:
-                values.append(cell["amount"] if shown[(month, product)] else None)
+                values.append(found["amount"] if shown[(month, product)] else None)
         series.append((str(Account.Product(product).label), values))
     table = []
     for r in rows:
