@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from audit.chain import events_seal
 from audit.checkpoints import checkpoint_publish
@@ -230,6 +231,27 @@ def test_compliance_starts_a_score_run(sign_in, demo_world):
     screenshot(page, "en", "compliance-score-run-started")
     assert page.locator("table[data-running=true]").count() == 1
     assert page.locator("tbody tr").first.locator("progress").count() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.worker
+def test_score_run_progress_updates_live(sign_in, demo_world, request):
+    """The page polls the run's progress: a run started with no worker shows as running; once a worker
+    takes its chunks the row turns finished without a reload."""
+    page = sign_in("compliance")
+    visit(page, demo_world, "/scoring/runs/", "en", "compliance-score-runs-before")
+    page.select_option("#id_kind", "full")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"/scoring/runs/$"))
+    row = page.locator("tbody tr").first
+    assert row.locator("[data-field=status]").inner_text() == "Running"
+    page.evaluate("() => { window.unreloaded = true; }")
+    request.getfixturevalue("celery_worker_process")
+    expect(row.locator("[data-field=status]")).to_have_text("Finished", timeout=120_000)
+    expect(page.locator("table[data-progress-url]")).to_have_attribute("data-running", "false")
+    assert row.locator("progress").evaluate("bar => bar.value") == 1
+    assert page.evaluate("() => window.unreloaded === true")  # updated in place, not reloaded
+    screenshot(page, "en", "compliance-score-run-finished")
 
 
 # Words that may appear on a Chinese page: the currency code, algorithm and brand names in data.

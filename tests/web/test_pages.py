@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
 
+from audit.models import AuditEvent
 from portal.records.models import Consumer
 from tests.web.conftest import CCF, DELTA
 
@@ -110,3 +112,36 @@ def test_consumer_list_shows_only_consumers_in_scope(client_for, world):
         Consumer.objects.filter(memberships__segment__slug=CCF).values_list("public_id", flat=True)
     )
     assert listed <= in_scope
+
+
+@pytest.mark.postgres
+def test_sign_in_and_out_through_the_login_page_are_audited(client_for, settings):
+    client = Client()
+    assert client.get("/accounts/login/").status_code == 200
+    refused = client.post("/accounts/login/", {"username": "regulator", "password": "wrong", "otp": ""})
+    assert refused.status_code == 401
+    html = refused.content.decode()
+    assert "Sign-in failed. Check your username, password and code." in html
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.actor_username) == ("auth.login_failed", "denied", "regulator")
+    assert "wrong" not in str(event.query)
+
+    signed_in = client.post(
+        "/accounts/login/",
+        {"username": "regulator", "password": settings.DEMO_PASSWORD, "next": "/consumers/"},
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/consumers/"
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.actor_username) == ("auth.login", "allowed", "regulator")
+    # A redirect off the site is ignored.
+    client.post("/accounts/logout/")
+    offsite = client.post(
+        "/accounts/login/",
+        {"username": "regulator", "password": settings.DEMO_PASSWORD, "next": "https://example.org/"},
+    )
+    assert offsite["Location"] == "/"
+    assert client.get("/accounts/logout/").status_code == 405  # sign-out only by POST
+    assert client.post("/accounts/logout/").status_code == 302
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.actor_username) == ("auth.logout", "regulator")
+    assert client.get("/dashboard/").status_code == 302
