@@ -144,3 +144,33 @@ def test_chain_status_and_checkpoint_download(client_for, world):
         client_for("shareholder").get(f"/audit/checkpoints/{checkpoint.chain_position}/download/").status_code
         == 403
     )
+
+
+@pytest.mark.postgres
+def test_segment_list_and_grants_pages_have_fixed_query_counts(client_for, world, django_assert_num_queries):
+    shareholder = client_for("shareholder")
+    shareholder.get("/segments/")
+    # 1 session, 2 user, 3 grants valid now, 4 guardian's rows, 5 segments in scope with their sizes,
+    # 6 the organisation, 7-9 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(9):
+        assert shareholder.get("/segments/").status_code == 200
+    compliance = client_for("compliance")
+    compliance.get("/grants/")
+    # 1 session, 2 user, 3 pending, 4 in force, 5 the others (each with grantees, targets and people
+    # joined), 6 the organisation, 7-9 the audit event.
+    with django_assert_num_queries(9):
+        assert compliance.get("/grants/").status_code == 200
+
+
+@pytest.mark.postgres
+def test_event_search_query_count_does_not_depend_on_page_size(
+    client_for, world, settings, django_assert_num_queries
+):
+    auditor = client_for("auditor")
+    auditor.get("/audit/events/")
+    for size in (5, 50):
+        settings.WEB_PAGE_SIZE = size
+        # 1 session, 2 user, 3 the page of events, 4 their subjects, 5 the organisation,
+        # 6-8 the audit event (SAVEPOINT, INSERT, RELEASE).
+        with django_assert_num_queries(8):
+            assert auditor.get("/audit/events/").status_code == 200
