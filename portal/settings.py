@@ -162,7 +162,7 @@ LOGIN_URL = "/accounts/login/"
 # --- I18N -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
@@ -334,6 +334,15 @@ if IDENTIFIER_KEYS or IDENTIFIER_HMAC_KEY:
 # chunk before another may take it over: above the chunk task's hard time limit (300 s).
 SCORING_CHUNK_SIZE = envint("SCORING_CHUNK_SIZE", "5000")
 SCORING_CHUNK_LEASE_SECONDS = envint("SCORING_CHUNK_LEASE_SECONDS", "600")
+
+# --- Web pages (issue 6) --------------------------------------------------------------------------
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Rows per page of the web's lists (transactions, events, consumers); the pages are keyset-paged.
+WEB_PAGE_SIZE = envint("WEB_PAGE_SIZE", "25")
+# The language switch keeps the choice in a cookie that scripts need not read.
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 
 # --- Logging --------------------------------------------------------------------------------------
 LOGGING = {

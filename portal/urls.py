@@ -10,4 +10,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    # Web pages (issue 6): the language switch and the server-rendered screens.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("portal.web.urls")),
 ]

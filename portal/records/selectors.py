@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, ExpressionWrapper, F, IntegerField, Sum
+from django.db.models import Count, ExpressionWrapper, F, IntegerField, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -73,3 +73,64 @@ def segment_figures(segment_id: int, *, now: datetime | None = None, months: int
             for row in monthly
         ],
     }
+
+
+def _window_start(now: datetime | None, months: int) -> datetime:
+    now = now or timezone.now()
+    return (now - timedelta(days=31 * months)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def segment_delinquency_by_month(
+    segment_id: int, *, now: datetime | None = None, months: int = 12
+) -> list[dict[str, Any]]:
+    """Per month of due date: consumers with a repayment due, and those of them who paid 30+ days late.
+    One query whatever the segment's size; suppression is the caller's job."""
+    rows = (
+        Transaction.objects.filter(
+            consumer__memberships__segment_id=segment_id,
+            kind=Transaction.Kind.REPAYMENT,
+            due_date__gte=_window_start(now, months).date(),
+        )
+        .annotate(month=TruncMonth("due_date"))
+        .values("month")
+        .annotate(
+            consumers=Count("consumer_id", distinct=True),
+            delinquent=Count("consumer_id", distinct=True, filter=Q(days_late__gte=DELINQUENT_DAYS)),
+        )
+        .order_by("month")
+    )
+    return [
+        {
+            "month": row["month"].strftime("%Y-%m"),
+            "consumers": row["consumers"],
+            "delinquent": row["delinquent"],
+        }
+        for row in rows
+    ]
+
+
+def segment_volume_by_product(
+    segment_id: int, *, now: datetime | None = None, months: int = 12
+) -> list[dict[str, Any]]:
+    """Per month and account product: transactions, amount (CNY) and distinct consumers. One query."""
+    rows = (
+        Transaction.objects.filter(
+            consumer__memberships__segment_id=segment_id, occurred_at__gte=_window_start(now, months)
+        )
+        .annotate(month=TruncMonth("occurred_at"))
+        .values("month", "account__product")
+        .annotate(
+            transactions=Count("pk"), amount=Sum("amount"), consumers=Count("consumer_id", distinct=True)
+        )
+        .order_by("month", "account__product")
+    )
+    return [
+        {
+            "month": row["month"].strftime("%Y-%m"),
+            "product": row["account__product"],
+            "transactions": row["transactions"],
+            "amount": Decimal(row["amount"]).quantize(CENT),
+            "consumers": row["consumers"],
+        }
+        for row in rows
+    ]

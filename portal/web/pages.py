@@ -1,0 +1,106 @@
+"""What every page view shares: the role gate (SPEC §6: 403 for a role that may never use a page), the
+caller's scope from the access policy (once per request), and the request's audit note."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, cast
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from audit.recorder import AuditNote, note_for
+from portal.access import policy
+from portal.access.models import AccessGrant
+from portal.accounts.models import Role, User
+
+REGULATOR, SHAREHOLDER, COMPLIANCE, AUDITOR, ADMIN = (
+    Role.REGULATOR,
+    Role.SHAREHOLDER,
+    Role.COMPLIANCE,
+    Role.AUDITOR,
+    Role.ADMIN,
+)
+EVERYONE = frozenset(Role)
+
+# The web's gates, the same families as the API's role table.
+GATES: dict[str, frozenset[str]] = {
+    "dashboard": frozenset({REGULATOR}),
+    "records": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),
+    "segments": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),
+    "grants_read": EVERYONE,
+    "grants_request": frozenset({REGULATOR, COMPLIANCE}),
+    "grants_decide": frozenset({COMPLIANCE}),
+    "audit": frozenset({AUDITOR}),
+    "audit_checkpoints": frozenset({REGULATOR, AUDITOR}),
+    "scoring_runs_read": frozenset({COMPLIANCE, AUDITOR}),
+    "scoring_runs_start": frozenset({COMPLIANCE}),
+}
+
+# Where each role starts.
+HOME: dict[str, str] = {
+    REGULATOR: "web:dashboard",
+    SHAREHOLDER: "web:segments",
+    COMPLIANCE: "web:grants",
+    AUDITOR: "web:audit-events",
+    ADMIN: "web:grants",
+}
+
+
+class NotFound(Http404):
+    """Unknown, malformed and out-of-scope ids alike."""
+
+
+def page(gate: str, action: str) -> Callable:
+    """Sign-in, then the role gate; the audit action is set first so a refusal is recorded as this page."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            note_for(request).action = action
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if cast(User, request.user).role not in GATES[gate]:
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def user_of(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def note(request: HttpRequest) -> AuditNote:
+    return note_for(request)
+
+
+def scope(request: HttpRequest) -> policy.Scope:
+    cached = getattr(request, "_portal_scope", None)
+    if cached is None:
+        cached = policy.scope_for(request.user)
+        request._portal_scope = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def attribute(request: HttpRequest, grant: AccessGrant | None) -> None:
+    """Tell the trail which grant (and purpose) the page relied on."""
+    if grant is not None:
+        audit = note_for(request)
+        audit.grant_id, audit.purpose = grant.pk, grant.purpose
+
+
+def consumer_access(request: HttpRequest, public_id: str, permission: str = policy.RECORDS):
+    """The consumer in the path, or the same 404 for unknown, malformed and out-of-scope ids."""
+    audit = note_for(request)
+    audit.resource_kind, audit.requested_id = "consumer", public_id[:100]
+    try:
+        access = policy.consumer_access(scope(request), public_id, permission)
+    except policy.NotVisible:
+        raise NotFound from None
+    attribute(request, access.grant)
+    return access

@@ -1,0 +1,121 @@
+"""Template filters and chart tags of the web pages: amounts in CNY, names in the page's language, and the
+server-rendered SVG charts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+from django.utils.safestring import SafeString
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from portal.access.models import Permission
+from portal.records.synthetic import CITY_NAMES_EN, PROVINCE_NAMES_EN
+from portal.web import charts
+
+register = template.Library()
+
+
+def _chinese() -> bool:
+    return (get_language() or "").startswith("zh")
+
+
+@register.filter
+def cny(value: Any) -> str:
+    """An amount in yuan with thousands separators: ¥12,345.60."""
+    if value is None or value == "":
+        return ""
+    amount = Decimal(value).quantize(Decimal("0.01"))
+    sign = "-" if amount < 0 else ""
+    return f"{sign}¥{abs(amount):,.2f}"
+
+
+@register.filter
+def percent(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return ""
+    return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def local_name(obj: Any) -> str:
+    """A segment's or organisation's name in the page's language."""
+    if obj is None:
+        return ""
+    chinese = getattr(obj, "name_zh", "")
+    return chinese if _chinese() and chinese else str(getattr(obj, "name", obj))
+
+
+@register.filter
+def place(value: str) -> str:
+    """A province or city (stored in Chinese) in the page's language."""
+    if _chinese():
+        return value
+    return PROVINCE_NAMES_EN.get(value) or CITY_NAMES_EN.get(value) or value
+
+
+@register.filter
+def reason_text(reason: dict) -> str:
+    return reason.get("text_zh") if _chinese() else reason.get("text_en")  # type: ignore[return-value]
+
+
+@register.filter
+def permission_label(codename: str) -> str:
+    try:
+        return str(Permission(codename).label)
+    except ValueError:
+        return codename
+
+
+@register.filter
+def permission_labels(codenames: Any) -> str:
+    return (
+        "、".join(permission_label(c) for c in codenames)
+        if _chinese()
+        else ", ".join(permission_label(c) for c in codenames)
+    )
+
+
+@register.simple_tag
+def score_histogram_chart(histogram: list[dict]) -> SafeString:
+    bars = [charts.Bar(f"{c['from']}–{c['to']}", c["consumers"]) for c in histogram]
+    return charts.bar_chart(bars, label=_("Score distribution"), withheld_label=_("withheld"))
+
+
+@register.simple_tag
+def delinquency_chart(rows: list[dict]) -> SafeString:
+    bars = [
+        charts.Bar(
+            r["month"][2:],
+            None if r["rate"] is None else r["rate"] * 100,
+            f"{r['rate'] * 100:.1f}%" if r["rate"] is not None else "",
+        )
+        for r in rows
+    ]
+    return charts.bar_chart(
+        bars,
+        label=_("30+ days delinquency rate by month of due date"),
+        withheld_label=_("withheld"),
+        unit="%",
+    )
+
+
+@register.simple_tag
+def volume_chart(months: list[str], series: list[tuple[str, list]]) -> SafeString:
+    translated = [(_(name), values) for name, values in series]
+    return charts.grouped_bar_chart(
+        [m[2:] for m in months],
+        translated,
+        label=_("Transaction amount by month and product (CNY)"),
+        withheld_label=_("withheld"),
+    )
+
+
+@register.simple_tag
+def score_history_chart(history: list, low: int, high: int) -> SafeString:
+    from django.utils import timezone
+
+    points = [(timezone.localtime(s.computed_at).strftime("%Y-%m-%d"), float(s.value)) for s in history]
+    return charts.line_chart(points, label=_("Score history"), low=low, high=high)

@@ -1,0 +1,57 @@
+"""Session sign-in and sign-out, and the start page that sends each role where its work is."""
+
+from __future__ import annotations
+
+from django.contrib.auth import login, logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from audit.recorder import note_for
+from portal.web.forms import LoginForm
+from portal.web.pages import HOME, user_of
+
+
+@sensitive_post_parameters("password", "otp")
+@csrf_protect
+@never_cache
+def login_view(request: HttpRequest) -> HttpResponse:
+    note = note_for(request)
+    note.action, note.resource_kind = "auth.login.page", "session"
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        target = ""
+    if request.method == "POST":
+        form = LoginForm(request, data=request.POST)
+        note.actor_username = (request.POST.get("username") or "")[:150]
+        if form.is_valid() and form.user is not None:
+            login(request, form.user)
+            note.action = "auth.login"
+            return redirect(target or "web:home")
+        note.action, note.outcome = "auth.login_failed", "denied"
+        return render(request, "web/login.html", {"form": form, "next": target}, status=401)
+    if request.user.is_authenticated:
+        return redirect(target or "web:home")
+    return render(request, "web/login.html", {"form": LoginForm(request), "next": target})
+
+
+@require_POST
+@csrf_protect
+def logout_view(request: HttpRequest) -> HttpResponse:
+    note = note_for(request)
+    note.action, note.resource_kind = "auth.logout", "session"
+    if request.user.is_authenticated:
+        note.actor_username = user_of(request).get_username()
+    logout(request)
+    return redirect("web:login")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    note_for(request).action = "web.home"
+    if not request.user.is_authenticated:
+        return redirect("web:login")
+    return redirect(HOME.get(user_of(request).role, "web:grants"))

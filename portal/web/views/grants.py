@@ -1,0 +1,196 @@
+"""The grant workflow on screens: regulators request access and follow their requests; compliance requests
+on behalf of a state shareholder, approves or rejects others' requests (four eyes) and revokes grants;
+auditors and administrators read every grant."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from django.views.decorators.http import require_POST
+
+from portal.access import services
+from portal.access.models import AccessGrant
+from portal.accounts.models import Role, User
+from portal.records.models import Consumer
+from portal.web import pages
+from portal.web.forms import DecisionForm, GrantRequestForm, RevokeForm
+
+LIST_ROWS = 100
+
+# The grant service's refusals, so that their translations are in the catalogue.
+SERVICE_MESSAGES = (
+    gettext_noop("Four eyes: the requester cannot approve their own grant."),
+    gettext_noop("Four eyes: the requester cannot decide on their own grant."),
+    gettext_noop("This grant's end has passed; it can only be rejected."),
+    gettext_noop("Only a compliance officer decides on grants."),
+    gettext_noop("Say why the grant is revoked."),
+)
+STATE_MESSAGES = {
+    "approve": gettext_noop("Only a requested grant can be approved."),
+    "reject": gettext_noop("Only a requested grant can be rejected."),
+    "revoke": gettext_noop("Only an approved grant can be revoked."),
+}
+
+
+def grants_for(user: User) -> QuerySet[AccessGrant]:
+    """Grants a user may read: their organisation's (and their own) for regulators and shareholders; all for
+    the operator's compliance officers, auditors and administrators."""
+    grants = AccessGrant.objects.select_related(
+        "grantee_organisation",
+        "grantee_user",
+        "segment",
+        "consumer",
+        "requested_by",
+        "decided_by",
+        "revoked_by",
+    )
+    if user.role in (Role.REGULATOR, Role.SHAREHOLDER):
+        return grants.filter(
+            Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
+        )
+    return grants
+
+
+def _grants_page(
+    request: HttpRequest, *, errors: dict[int, str] | None = None, status: int = 200
+) -> HttpResponse:
+    note = pages.note(request)
+    note.resource_kind = "grant"
+    user = pages.user_of(request)
+    now = timezone.now()
+    grants = grants_for(user)
+    pending = list(
+        grants.filter(status=AccessGrant.Status.REQUESTED).order_by("requested_at", "pk")[:LIST_ROWS]
+    )
+    active = list(
+        grants.filter(status=AccessGrant.Status.APPROVED, valid_until__gt=now).order_by("valid_until", "pk")[
+            :LIST_ROWS
+        ]
+    )
+    closed = list(grants.exclude(pk__in=[g.pk for g in pending + active]).order_by("-pk")[:LIST_ROWS])
+    return render(
+        request,
+        "web/grants.html",
+        {
+            "pending": pending,
+            "active": active,
+            "closed": closed,
+            "errors": errors or {},
+            "can_decide": user.role == Role.COMPLIANCE,
+            "can_request": user.role in (Role.REGULATOR, Role.COMPLIANCE),
+            "now": now,
+        },
+        status=status,
+    )
+
+
+@pages.page("grants_read", "grant.list")
+def grant_list(request: HttpRequest) -> HttpResponse:
+    return _grants_page(request)
+
+
+@pages.page("grants_request", "grant.request")
+def grant_request(request: HttpRequest) -> HttpResponse:
+    note = pages.note(request)
+    note.resource_kind = "grant"
+    user = pages.user_of(request)
+    if request.method != "POST":
+        return render(request, "web/grant_request.html", {"form": GrantRequestForm(requester=user)})
+    form = GrantRequestForm(request.POST, requester=user)
+    if form.is_valid():
+        data = form.cleaned_data
+        consumer = None
+        if data["target_kind"] == "consumer":
+            note.requested_id = data["consumer"]
+            # Any existing consumer may be asked for: a request grants nothing until approved.
+            consumer = Consumer.objects.filter(public_id=data["consumer"]).first()
+            if consumer is None:
+                form.add_error("consumer", _("Unknown consumer."))
+        if not form.errors:
+            try:
+                grant = services.grant_request(
+                    requester=user,
+                    permissions=data["permissions"],
+                    purpose=data["purpose"],
+                    legal_basis=data["legal_basis"],
+                    case_reference=data["case_reference"],
+                    valid_from=data["valid_from_at"],
+                    valid_until=data["valid_until_at"],
+                    segment=data["segment"] if data["target_kind"] == "segment" else None,
+                    consumer=consumer,
+                    grantee_organisation=data.get("grantee_organisation"),
+                    for_requester_only=data.get("for_requester_only", False),
+                )
+            except services.GrantError as error:
+                field = error.field if error.field in form.fields else None
+                form.add_error(field, _(error.message))
+            else:
+                pages.attribute(request, grant)
+                messages.success(
+                    request, _("Your request #%(id)s is waiting for a compliance officer.") % {"id": grant.pk}
+                )
+                return redirect("web:grants")
+    return render(request, "web/grant_request.html", {"form": form}, status=400)
+
+
+def _decide(request: HttpRequest, grant_id: str, verb: str) -> HttpResponse:
+    note = pages.note(request)
+    note.resource_kind, note.requested_id = "grant", grant_id[:100]
+    user = pages.user_of(request)
+    grant = (
+        AccessGrant.objects.filter(pk=int(grant_id)).first()
+        if grant_id.isascii() and grant_id.isdigit() and len(grant_id) <= 18
+        else None
+    )
+    if grant is None:
+        raise pages.NotFound
+    pages.attribute(request, grant)
+    form: DecisionForm | RevokeForm = (
+        RevokeForm(request.POST) if verb == "revoke" else DecisionForm(request.POST)
+    )
+    if not form.is_valid():
+        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _grants_page(request, errors={grant.pk: message}, status=400)
+    try:
+        if verb == "approve":
+            services.grant_approve(grant=grant, approver=user, note=form.cleaned_data["note"])
+        elif verb == "reject":
+            services.grant_reject(grant=grant, approver=user, note=form.cleaned_data["note"])
+        else:
+            services.grant_revoke(grant=grant, revoker=user, reason=form.cleaned_data["reason"])
+    except services.GrantConflict as error:
+        message = _(STATE_MESSAGES[verb]) if error.field == "status" else _(error.message)
+        return _grants_page(request, errors={grant.pk: message}, status=409)
+    except services.GrantError as error:
+        status = 403 if error.code in ("forbidden", "four_eyes") else 400
+        return _grants_page(request, errors={grant.pk: _(error.message)}, status=status)
+    done = {
+        "approve": _("Grant #%(id)s approved."),
+        "reject": _("Grant #%(id)s rejected."),
+        "revoke": _("Grant #%(id)s revoked."),
+    }[verb]
+    messages.success(request, done % {"id": grant.pk})
+    return redirect("web:grants")
+
+
+@require_POST
+@pages.page("grants_decide", "grant.approve")
+def grant_approve(request: HttpRequest, grant_id: str) -> HttpResponse:
+    return _decide(request, grant_id, "approve")
+
+
+@require_POST
+@pages.page("grants_decide", "grant.reject")
+def grant_reject(request: HttpRequest, grant_id: str) -> HttpResponse:
+    return _decide(request, grant_id, "reject")
+
+
+@require_POST
+@pages.page("grants_decide", "grant.revoke")
+def grant_revoke(request: HttpRequest, grant_id: str) -> HttpResponse:
+    return _decide(request, grant_id, "revoke")

@@ -1,0 +1,182 @@
+"""The regulator's pages: the dashboard, consumer search and list, and the consumer page. Every row comes
+from the access policy and every page tells the audit trail whose data it showed, as the API does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Avg, Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from audit import selectors as audit_selectors
+from portal.access import masking, policy
+from portal.access.models import AccessGrant, Permission
+from portal.records.models import SegmentMembership, Transaction
+from portal.web import pages
+from portal.web.forms import SearchForm, TransactionFilterForm
+from portal.web.paging import BadCursor, Keyset
+from scoring import selectors as scoring_selectors
+from scoring.models import MAX_SCORE, MIN_SCORE
+
+CONSUMER_PAGES = Keyset("-public_id")
+TRANSACTION_PAGES = Keyset("-occurred_at", "-id")
+SCORE_HISTORY_POINTS = 24
+ACCESS_LOG_ROWS = 20
+RECENT_ACTIVITY_ROWS = 10
+
+
+def _organisation_grants(request: HttpRequest):
+    user = pages.user_of(request)
+    return AccessGrant.objects.filter(
+        Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
+    ).select_related("segment", "consumer", "grantee_organisation", "grantee_user")
+
+
+@pages.page("dashboard", "web.dashboard")
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """My organisation's grants and their expiry, figures of the segments in scope, recent activity of my
+    organisation, and the consumer search. A fixed number of queries, whatever the scope."""
+    note = pages.note(request)
+    note.resource_kind = "dashboard"
+    user = pages.user_of(request)
+    now = timezone.now()
+    scope = pages.scope(request)
+    grants = list(
+        _organisation_grants(request)
+        .filter(status__in=[AccessGrant.Status.APPROVED, AccessGrant.Status.REQUESTED], valid_until__gt=now)
+        .order_by("valid_until", "pk")
+    )
+    for grant in grants:
+        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1))
+        grant.in_force = grant.pk in scope.grants
+    segments = list(
+        policy.visible_segments(scope, Permission.VIEW_AGGREGATES)
+        .annotate(size=Count("memberships"), average_score=Avg("memberships__consumer__current_score"))
+        .order_by("name")
+    )
+    for segment in segments:
+        shown = masking.suppress(segment.size)
+        segment.size = shown
+        if shown is None:
+            segment.average_score = None
+        segment.permissions = sorted(scope.segment_permissions(segment.pk))  # type: ignore[attr-defined]
+    activity = (
+        list(audit_selectors.event_list(organisation=str(user.organisation))[:RECENT_ACTIVITY_ROWS])
+        if user.organisation_id
+        else []
+    )
+    return render(
+        request,
+        "web/dashboard.html",
+        {
+            "grants": grants,
+            "segments": segments,
+            "activity": activity,
+            "search_form": SearchForm(),
+            "can_search": bool(
+                scope.segment_ids(Permission.VIEW_RECORDS) or scope.consumer_ids(Permission.VIEW_RECORDS)
+            ),
+        },
+    )
+
+
+@pages.page("records", "consumer.list")
+def consumer_list(request: HttpRequest) -> HttpResponse:
+    """Consumers in scope, or the exact match of a search (which needs view_records, SPEC §3)."""
+    note = pages.note(request)
+    note.resource_kind = "consumer"
+    scope = pages.scope(request)
+    form = SearchForm(request.GET) if "q" in request.GET else None
+    status = 200
+    consumers = policy.visible_consumers(scope)
+    wanted = policy.RECORDS
+    if form is not None:
+        if form.is_valid():
+            term = form.cleaned_data["q"]
+            note.search_term = term
+            consumers = policy.search_consumers(scope, term)
+            wanted = Permission.VIEW_RECORDS
+        else:
+            consumers, status = consumers.none(), 400
+    consumers = policy.with_full_records_flag(scope, consumers)
+    try:
+        page = CONSUMER_PAGES.paginate(consumers, request.GET.get("cursor"))
+    except BadCursor:
+        page, status = CONSUMER_PAGES.paginate(consumers.none(), None), 400
+    rows = []
+    for consumer in page.results:
+        identity = masking.identity(consumer, masked=not consumer.full_records)
+        rows.append({"consumer": consumer, **identity})
+    note.subjects = [c.public_id for c in page.results]
+    pages.attribute(request, policy.grant_for_list(scope, wanted))
+    return render(
+        request,
+        "web/consumer_list.html",
+        {"form": form or SearchForm(), "searched": form is not None, "rows": rows, "page": page},
+        status=status,
+    )
+
+
+@pages.page("records", "consumer.read")
+def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """One consumer: profile (masked per SPEC §3), segments in scope, accounts, transactions with filters and
+    keyset paging, the current score with its history and reason codes, and the access log."""
+    access = pages.consumer_access(request, public_id)
+    consumer = access.consumer
+    note = pages.note(request)
+    note.subjects = [consumer.public_id]
+    # Attributed to the grant that let the page be what it is: full records when shown unmasked.
+    pages.attribute(request, access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS])
+    scope = pages.scope(request)
+    filters = TransactionFilterForm(request.GET)
+    status = 200
+    transactions = Transaction.objects.filter(consumer=consumer).select_related("account", "merchant")
+    if filters.is_valid():
+        transactions = filters.apply(transactions)
+    else:
+        transactions, status = transactions.none(), 400
+    cursor_error = False
+    try:
+        page = TRANSACTION_PAGES.paginate(transactions, request.GET.get("cursor"))
+    except BadCursor:
+        page, status, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), 400, True
+    note.row_count = len(page.results)
+    segments = [
+        m.segment
+        for m in SegmentMembership.objects.filter(
+            consumer=consumer, segment_id__in=scope.segment_ids(policy.RECORDS)
+        )
+        .select_related("segment")
+        .order_by("segment__name")
+    ]
+    scores = None
+    if Permission.VIEW_SCORES in access.permissions:
+        history = list(scoring_selectors.score_history(consumer)[:SCORE_HISTORY_POINTS])
+        scores = {"latest": history[0] if history else None, "history": history[::-1]}
+    access_log = None
+    if Permission.VIEW_RECORDS in access.permissions:
+        access_log = list(audit_selectors.consumer_access_log(public_id=consumer.public_id)[:ACCESS_LOG_ROWS])
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    return render(
+        request,
+        "web/consumer_detail.html",
+        {
+            "consumer": consumer,
+            "identity": masking.identity(consumer, masked=access.masked),
+            "masked": access.masked,
+            "segments": segments,
+            "accounts": list(consumer.accounts.order_by("opened_on", "pk")),
+            "filters": filters,
+            "page": page,
+            "cursor_error": cursor_error,
+            "filter_query": query.urlencode(),
+            "scores": scores,
+            "score_range": (MIN_SCORE, MAX_SCORE),
+            "access_log": access_log,
+            "grant": access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS],
+        },
+        status=status,
+    )

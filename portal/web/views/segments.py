@@ -1,0 +1,114 @@
+"""Segment review screens (shareholders, and regulators for the segments they hold): figures and charts of a
+segment, every cell of fewer than ten consumers withheld. No personal data, masked or not."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from portal.access import masking, policy
+from portal.access.models import Permission
+from portal.records import selectors
+from portal.records.models import Account, Segment
+from portal.web import pages
+
+
+@pages.page("segments", "segment.list")
+def segment_list(request: HttpRequest) -> HttpResponse:
+    pages.note(request).resource_kind = "segment"
+    scope = pages.scope(request)
+    segments = list(
+        policy.visible_segments(scope, Permission.VIEW_AGGREGATES)
+        .annotate(size=Count("memberships"))
+        .order_by("name")
+    )
+    for segment in segments:
+        segment.size = masking.suppress(segment.size)
+        segment.permissions = sorted(scope.segment_permissions(segment.pk))  # type: ignore[attr-defined]
+    return render(request, "web/segment_list.html", {"segments": segments})
+
+
+def _delinquency(rows: list[dict]) -> list[dict]:
+    """Monthly 30+ days delinquency; a month is shown only when both the delinquent and the others number
+    at least ten (either count gives away the other)."""
+    shown = []
+    for row in rows:
+        visible = (
+            masking.suppress(row["delinquent"]) is not None
+            and masking.suppress(row["consumers"] - row["delinquent"]) is not None
+        )
+        shown.append(
+            {
+                "month": row["month"],
+                "consumers": masking.suppress(row["consumers"]),
+                "rate": round(row["delinquent"] / row["consumers"], 4) if visible else None,
+            }
+        )
+    return shown
+
+
+def _volume_by_product(rows: list[dict]) -> tuple[list[str], list[tuple[str, list]], list[dict]]:
+    """Months, one amount series per product, and the table's rows. A cell of fewer than ten consumers is
+    withheld, and then enough others of its month that it cannot be worked out from the month's total
+    (amounts and counts add up; complementary suppression)."""
+    months = sorted({row["month"] for row in rows})
+    products = [p for p in Account.Product.values if any(r["product"] == p for r in rows)]
+    shown: dict[tuple[str, str], bool] = {}
+    for month in months:
+        cells = [r for r in rows if r["month"] == month]
+        counts = masking.suppress_partition([c["consumers"] for c in cells], total_shown=True)
+        for cell, count in zip(cells, counts, strict=True):
+            shown[(month, cell["product"])] = count is not None
+    by_cell = {(r["month"], r["product"]): r for r in rows}
+    series = []
+    for product in products:
+        values: list = []
+        for month in months:
+            found = by_cell.get((month, product))
+            if found is None:
+                values.append(0)
+            else:
+                values.append(found["amount"] if shown[(month, product)] else None)
+        series.append((str(Account.Product(product).label), values))
+    table = []
+    for r in rows:
+        visible = shown[(r["month"], r["product"])]
+        table.append(
+            {
+                "month": r["month"],
+                "product": Account.Product(r["product"]).label,
+                "consumers": r["consumers"] if visible else None,
+                "transactions": r["transactions"] if visible else None,
+                "amount": r["amount"] if visible else None,
+            }
+        )
+    return months, series, table
+
+
+@pages.page("segments", "segment.summary")
+def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
+    note = pages.note(request)
+    note.resource_kind, note.requested_id = "segment", segment_id[:100]
+    scope = pages.scope(request)
+    if not (segment_id.isascii() and segment_id.isdigit() and len(segment_id) <= 18) or (
+        Permission.VIEW_AGGREGATES not in scope.segment_permissions(int(segment_id))
+    ):
+        raise pages.NotFound
+    segment = Segment.objects.get(pk=int(segment_id))
+    pages.attribute(request, scope.grant_for_segment(segment.pk, Permission.VIEW_AGGREGATES))
+    figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
+    months, series, volume_table = _volume_by_product(selectors.segment_volume_by_product(segment.pk))
+    return render(
+        request,
+        "web/segment_detail.html",
+        {
+            "segment": segment,
+            "figures": figures,
+            "delinquency": _delinquency(selectors.segment_delinquency_by_month(segment.pk)),
+            "months": months,
+            "volume_series": series,
+            "volume_table": volume_table,
+            "small_cell": masking.SMALL_CELL,
+        },
+    )

@@ -1,0 +1,168 @@
+"""The consumer page: masking per SPEC §3, the sections each permission opens, audit events like the API's,
+paging and filters, and a query count that does not grow with the page size."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from audit.models import AuditEvent
+from portal.access import masking, services
+from portal.access.models import AccessGrant
+from portal.accounts.models import User
+from portal.records.models import Consumer, Transaction
+from tests.web.conftest import CCF, DELTA
+
+
+def approve_pending_of(username: str) -> AccessGrant:
+    grant = AccessGrant.objects.get(requested_by__username=username, status=AccessGrant.Status.REQUESTED)
+    return services.grant_approve(grant=grant, approver=User.objects.get(username="compliance"))
+
+
+@pytest.mark.postgres
+def test_full_records_show_identity_scores_and_access_log(client_for, world):
+    consumer = world.consumer_in(CCF)
+    html = client_for("regulator").get(f"/consumers/{consumer.public_id}/").content.decode()
+    assert consumer.resident_id in html and consumer.phone in html and consumer.name in html
+    assert 'data-masked="true"' not in html
+    assert 'data-field="score"' in html and "<svg" in html  # current score and its history chart
+    assert "Reason codes" in html
+    assert "Access log" in html
+
+
+@pytest.mark.postgres
+def test_masked_records_hide_identity_scores_and_access_log(client_for, world):
+    approve_pending_of("regulator2")  # view_masked_records on the Yangtze River Delta
+    consumer = world.consumer_in(DELTA)
+    html = client_for("regulator2").get(f"/consumers/{consumer.public_id}/").content.decode()
+    masked = masking.identity(consumer, masked=True)
+    assert 'data-masked="true"' in html
+    for field in ("name", "resident_id", "phone"):
+        assert masked[field] in html
+        assert getattr(consumer, field) not in html
+    assert 'data-field="score"' not in html  # no view_scores
+    assert "Access log" not in html  # needs view_records
+    # A masked view cannot confirm a known identifier by searching for it (SPEC §3).
+    listing = client_for("regulator2").get(f"/consumers/?q={consumer.resident_id}").content.decode()
+    assert consumer.public_id not in listing
+
+
+@pytest.mark.postgres
+def test_page_view_is_audited_like_the_api(client_for, world):
+    consumer = world.consumer_in(CCF)
+    grant = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    client_for("regulator").get(f"/consumers/{consumer.public_id}/")
+    event = AuditEvent.objects.latest("id")
+    assert event.action == "consumer.read"
+    assert event.outcome == "allowed" and event.status == 200
+    assert event.actor_username == "regulator"
+    assert event.resource_kind == "consumer" and event.requested_id == consumer.public_id
+    assert [s.public_id for s in event.subjects.all()] == [consumer.public_id]
+    assert event.grant_id == grant.pk and event.purpose == grant.purpose
+    assert event.path == f"/consumers/{consumer.public_id}/"
+
+
+@pytest.mark.postgres
+def test_denied_page_view_is_audited_without_subjects(client_for, world):
+    outside = world.consumer_outside(CCF)
+    client_for("regulator").get(f"/consumers/{outside.public_id}/")
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.status) == ("consumer.read", "denied", 404)
+    assert event.requested_id == outside.public_id
+    assert not event.subjects.exists()
+
+
+@pytest.mark.postgres
+def test_search_is_audited_with_a_hash_of_the_term(client_for, world):
+    consumer = world.consumer_in(CCF)
+    html = client_for("regulator").get(f"/consumers/?q={consumer.phone}").content.decode()
+    assert f"/consumers/{consumer.public_id}/" in html
+    event = AuditEvent.objects.latest("id")
+    assert event.action == "consumer.list" and event.search_hash
+    assert consumer.phone not in str(event.query)
+    assert [s.public_id for s in event.subjects.all()] == [consumer.public_id]
+
+
+@pytest.mark.postgres
+def test_malformed_search_is_shown_next_to_the_field(client_for, world):
+    for term in ("", "a b!", "x" * 80):
+        response = client_for("regulator").get("/consumers/", {"q": term})
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert re.search(r'class="field has-error".*?<ul class="errorlist', html, re.S), term
+
+
+@pytest.mark.postgres
+def test_transactions_filter_by_kind_and_page_without_overlap(client_for, world, settings):
+    settings.WEB_PAGE_SIZE = 5
+    consumer = (
+        Consumer.objects.filter(memberships__segment__slug=CCF, transactions__kind="repayment")
+        .order_by("public_id")
+        .first()
+    )
+    assert consumer is not None
+    client = client_for("regulator")
+    first = client.get(f"/consumers/{consumer.public_id}/").content.decode()
+    cursor = re.search(r'cursor=([^"#&]+)', first)
+    assert cursor is not None
+    second = client.get(f"/consumers/{consumer.public_id}/?cursor={cursor.group(1)}")
+    assert second.status_code == 200
+    rows = lambda html: re.findall(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d)</td>", html)  # noqa: E731
+    assert len(rows(first)) == 5 and len(rows(second.content.decode())) >= 1
+    only = client.get(f"/consumers/{consumer.public_id}/?kind=repayment").content.decode()
+    repayments = Transaction.objects.filter(consumer=consumer, kind="repayment").count()
+    assert len(rows(only)) == min(5, repayments)
+    assert repayments > 0
+    assert only.count("<td>Repayment</td>") == len(rows(only))
+
+
+@pytest.mark.postgres
+def test_bad_filters_and_cursors_are_errors_on_the_page_not_500(client_for, world):
+    consumer = world.consumer_in(CCF)
+    client = client_for("regulator")
+    url = f"/consumers/{consumer.public_id}/"
+    response = client.get(url, {"since": "2026-05-01", "until": "2026-01-01"})
+    assert response.status_code == 400
+    assert "The end date must not come before the start date." in response.content.decode()
+    assert client.get(url, {"since": "yesterday"}).status_code == 400
+    assert client.get(url, {"kind": "bribe"}).status_code == 400
+    response = client.get(url, {"cursor": "forged"})
+    assert response.status_code == 400 and "not valid any more" in response.content.decode()
+
+
+def consumer_page_queries(client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return [q["sql"] for q in captured.captured_queries]
+
+
+@pytest.mark.postgres
+def test_consumer_page_query_count_does_not_depend_on_page_size(
+    client_for, world, settings, django_assert_num_queries
+):
+    consumer = world.consumer_in(CCF)
+    client = client_for("regulator")
+    url = f"/consumers/{consumer.public_id}/"
+    client.get(url)  # the session's first use
+    for size in (5, 50):
+        settings.WEB_PAGE_SIZE = size
+        # 1 session, 2 user, 3 grants valid now, 4 guardian's rows for them, 5 the consumer with its segment
+        # groups, 6 transactions page, 7 its segments in scope, 8 score history, 9 access log, 10 accounts,
+        # 11 the user's organisation (page header, then the audit event), 12-15 the audit event and its
+        # subject (SAVEPOINT, INSERT event, INSERT subjects, RELEASE).
+        with django_assert_num_queries(15):
+            assert client.get(url).status_code == 200
+
+
+@pytest.mark.postgres
+def test_dashboard_query_count_is_fixed(client_for, world, django_assert_num_queries):
+    client = client_for("regulator")
+    client.get("/dashboard/")
+    # 1 session, 2 user, 3 grants valid now, 4 guardian's rows, 5 the organisation's grants and requests,
+    # 6 segments in scope with size and average score, 7 the organisation (for its recorded name),
+    # 8 recent activity, 9-11 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(11):
+        assert client.get("/dashboard/").status_code == 200
