@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         health = wait_healthy(local, timeout=120)
         expect(
             health["database"]["engine"] == "postgresql" and health["broker"]["mode"] == "redis",
-            f"/healthz through nginx: PostgreSQL, Redis, workers {health['worker']['responding']}, beat, audit "
-            f"triggers present ({health['audit']['sealed']} sealed, {health['audit']['pending']} pending)",
+            f"/healthz through nginx: PostgreSQL, Redis, workers {health['worker']['responding']}, beat, "
+            f"audit triggers present ({health['audit']['sealed']} sealed, "
+            f"{health['audit']['pending']} pending)",
         )
 
         # Static files: served by nginx from STATIC_ROOT (Django serves none with DEBUG off).
