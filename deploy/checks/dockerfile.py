@@ -10,6 +10,7 @@ copies from the builder. Building the image itself is not possible here.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ EXEC_FORM = {"CMD", "ENTRYPOINT", "SHELL"}
 
 
 def problems(path: Path) -> list[str]:
-    parser = DockerfileParser(path=str(path))
+    # A file object, so that any file name works (given a path, the parser expects a "Dockerfile").
+    parser = DockerfileParser(fileobj=io.BytesIO(path.read_bytes()))
     structure: list[dict[str, Any]] = parser.structure
     errors: list[str] = []
     if not structure:

@@ -23,7 +23,7 @@ SECRET_NAMES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "AUDIT_SIGNING_KEY", 
 
 
 def load(folder: Path) -> list[dict[str, Any]]:
-    documents = []
+    documents: list[dict[str, Any]] = []
     for path in sorted(folder.glob("*.yaml")):
         documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return documents
