@@ -25,7 +25,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid "${PORTAL_UID}" portal \
  && useradd --system --uid "${PORTAL_UID}" --gid portal --home-dir /var/lib/portal --shell /usr/sbin/nologin portal \
- && install -d -o portal -g portal -m 0750 /var/lib/portal /var/lib/portal/static /var/lib/portal/beat
+ && install -d -o portal -g portal -m 0750 /var/lib/portal /var/lib/portal/static /var/lib/portal/beat \
+    /var/lib/portal/exports
 # Only the dependencies' wheels: the code itself runs from the checkout below (PYTHONPATH), with its
 # templates and static sources beside the packages, as under systemd (deploy/README.md).
 COPY --from=builder /wheels /wheels

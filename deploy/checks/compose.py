@@ -63,6 +63,16 @@ def rule_errors(document: dict[str, Any]) -> list[str]:
             errors.append(f"queue {queue}: {len(workers.get(queue, []))} worker services, expected 1")
     for queue in set(workers) - set(QUEUES):
         errors.append(f"worker services for an unknown queue {queue!r}: {workers[queue]}")
+    # Export files: written by the exports worker, served by web, so both mount one volume there.
+    sharing = [
+        name
+        for name in ("web", *workers.get("exports", []))
+        if not any(
+            str(v).endswith(":/var/lib/portal/exports") for v in portal.get(name, {}).get("volumes", [])
+        )
+    ]
+    if sharing:
+        errors.append(f"{', '.join(sharing)}: must mount the exports volume at /var/lib/portal/exports")
     if len(beats) != 1:
         errors.append(f"{len(beats)} beat services, expected exactly one")
     migrate = services.get("migrate", {})

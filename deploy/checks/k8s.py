@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The portal's rules for its Kubernetes manifests (deploy/k8s/), beyond their schemas (which CI checks
 with kubernetes-validate): web with a HorizontalPodAutoscaler and /healthz probes, one worker Deployment
-per queue, beat a singleton (1 replica, Recreate), migrations a Job, every Pod non-root with a read-only
+per queue, beat a singleton (1 replica, Recreate), migrations a Job, export files on a volume shared by web
+and the exports workers, every Pod non-root with a read-only
 root filesystem and no privilege escalation, secrets only by reference to a Secret, and the nginx sidecar's
 site identical to deploy/nginx/container.conf.template.
 
@@ -19,6 +20,7 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parent.parent
 QUEUES = ("default", "audit", "scoring", "exports")
+PORTAL_VAR_DIR = "/var/lib/portal"
 SECRET_NAMES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "AUDIT_SIGNING_KEY", "AUDIT_QUERY_HMAC_KEY")
 
 
@@ -110,6 +112,23 @@ def problems(documents: list[dict[str, Any]]) -> list[str]:
             errors.append("beat must be a singleton: replicas 1, strategy Recreate")
         if beat["metadata"]["name"] in targets:
             errors.append("beat must never be autoscaled")
+
+    # Export files: written by the exports workers, served by web, so both mount the one shared claim there.
+    claims = by_kind.get("PersistentVolumeClaim", {})
+    exports_claim = claims.get("portal-exports", {}).get("spec", {})
+    if "ReadWriteMany" not in exports_claim.get("accessModes", []):
+        errors.append("PersistentVolumeClaim portal-exports must be ReadWriteMany (web and workers share it)")
+    for deployment, container_name in (("portal-web", "gunicorn"), ("portal-worker-exports", "worker")):
+        if deployment not in deployments:
+            continue
+        pod = deployments[deployment]["spec"]["template"]["spec"]
+        container = next(c for c in pod["containers"] if c["name"] == container_name)
+        volumes = {
+            v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod.get("volumes", [])
+        }
+        mounted = {m["mountPath"]: volumes.get(m["name"]) for m in container.get("volumeMounts", [])}
+        if mounted.get(f"{PORTAL_VAR_DIR}/exports") != "portal-exports":
+            errors.append(f"{deployment}: must mount the claim portal-exports at {PORTAL_VAR_DIR}/exports")
 
     jobs = by_kind.get("Job", {})
     migrate = jobs.get("portal-migrate")

@@ -47,3 +47,10 @@ def test_rules_require_migrations_first_and_no_secret_in_clear():
     errors = compose.rule_errors(document)
     assert "web: must wait for the migrate service to complete" in errors
     assert any(e.startswith("beat: secret SECRET_KEY given in clear") for e in errors), errors
+
+
+def test_rules_require_web_and_the_exports_worker_to_share_export_files():
+    document = copy.deepcopy(DOCUMENT)
+    document["services"]["worker-exports"]["volumes"] = []
+    errors = compose.rule_errors(document)
+    assert "worker-exports: must mount the exports volume at /var/lib/portal/exports" in errors

@@ -71,3 +71,18 @@ def test_config_trusts_only_the_pods_own_nginx():
     assert config["TRUSTED_PROXIES"] == "127.0.0.1,::1"
     web = find(DOCUMENTS, "Deployment", "portal-web")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "GUNICORN_BIND", "value": "127.0.0.1:8000"} in web["env"]
+
+
+def test_exports_are_shared_between_web_and_the_exports_worker():
+    documents = copy.deepcopy(DOCUMENTS)
+    worker = find(documents, "Deployment", "portal-worker-exports")
+    mounts = worker["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    worker["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        m for m in mounts if m["name"] != "exports"
+    ]
+    find(documents, "PersistentVolumeClaim", "portal-exports")["spec"]["accessModes"] = ["ReadWriteOnce"]
+    problems = k8s.problems(documents)
+    assert "portal-worker-exports: must mount the claim portal-exports at /var/lib/portal/exports" in problems
+    assert "PersistentVolumeClaim portal-exports must be ReadWriteMany (web and workers share it)" in problems
+    config = find(DOCUMENTS, "ConfigMap", "portal-config")["data"]
+    assert config["PORTAL_VAR_DIR"] == k8s.PORTAL_VAR_DIR
