@@ -3,7 +3,8 @@
 
 Checks, in order: /healthz is ok (database, broker, a worker, beat, the audit triggers); static files come
 from nginx; plain HTTP redirects to HTTPS; an unknown Host is refused (ALLOWED_HOSTS); `regulator` logs in
-and reads one consumer from another client address (127.0.0.2) while sending a forged X-Forwarded-For; then,
+and reads one consumer from another client address (127.0.0.2) while sending a forged X-Forwarded-For, and
+exports a segment (built by the exports worker, downloaded from web with the recorded SHA-256); then,
 as `auditor`, the audit event of that read appears sealed by the worker (chain position, hash, sealed_at),
 with the client address nginx forwarded (not the forged one) and the request id nginx issued. Standard
 library only; exits non-zero with a message on the first failed check.
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 FORGED_ADDRESS = "203.0.113.9"  # TEST-NET-3: a client's claim that nginx must overwrite
 
@@ -101,6 +102,36 @@ def token(client: Client, username: str, password: str, **kwargs: Any) -> str:
     return str(body["token"])
 
 
+def export_through_the_worker(client: Client, auth: dict[str, str], args: argparse.Namespace) -> None:
+    """An export: requested through nginx, built by the exports worker into PORTAL_VAR_DIR, downloaded
+    through nginx from web (another process), the file's SHA-256 as the portal recorded it."""
+    status, _, segments = client.json("GET", "/api/v1/segments/", headers=auth)
+    exportable = [s for s in segments["results"] if "export_records" in s["permissions"]]
+    expect(status == 200 and bool(exportable), f"regulator may export segment {exportable[0]['id']}")
+    status, _, export = client.json(
+        "POST", "/api/v1/exports/", body={"segment": exportable[0]["id"], "kind": "consumers"}, headers=auth
+    )
+    if status != 202:
+        raise SmokeFailure(f"export request: {status} {export}")
+    deadline = time.monotonic() + args.seal_timeout
+    while export["status"] not in ("ready", "failed"):
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"the export was not built within {args.seal_timeout:.0f} s: {export}")
+        time.sleep(1)
+        _, _, export = client.json("GET", f"/api/v1/exports/{export['id']}/", headers=auth)
+    expected_url = f"https://{args.server_name}:{args.port}/api/v1/exports/{export['id']}/download/"
+    expect(
+        export["status"] == "ready" and export["download"] == expected_url,
+        f"export {export['id']} built by the exports worker ({export['row_count']} rows), "
+        f"link {export['download']}",
+    )
+    status, _, body = client.request("GET", urlsplit(export["download"]).path, headers=auth)
+    expect(
+        status == 200 and hashlib.sha256(body).hexdigest() == export["sha256"],
+        f"download through nginx: {len(body)} bytes, SHA-256 as recorded ({export['sha256'][:16]}…)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             f"regulator reads consumer {public_id} through nginx (request id {request_ids})",
         )
         request_id = request_ids[0]
+
+        export_through_the_worker(remote, auth, args)
 
         auditor = token(local, "auditor", password)
         query = urlencode({"actor": "regulator", "consumer": public_id, "action": "consumer.read"})

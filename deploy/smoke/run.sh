@@ -7,7 +7,8 @@
 # from generated files). The commands are those of the systemd units in deploy/systemd/. nginx runs
 # unprivileged (as `nobody` when started by root) from a temporary prefix, on the ports below.
 #
-# Then deploy/smoke/check.py logs in through nginx as `regulator`, reads a consumer, and as `auditor` waits
+# Then deploy/smoke/check.py logs in through nginx as `regulator`, reads a consumer, exports a segment
+# (built by the exports worker, downloaded from web), and as `auditor` waits
 # for that read's audit event to be sealed by the worker, with the client address nginx forwarded.
 # Everything started here is stopped on exit, whatever happens, and the run fails if a process is left.
 #
@@ -51,6 +52,7 @@ if [ -z "$NGINX" ]; then
   apt-get update -q && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null
   NGINX=/usr/sbin/nginx
 fi
+command -v openssl >/dev/null || { apt-get update -q && apt-get install -y -q openssl >/dev/null; }
 say "$("$NGINX" -v 2>&1)"
 
 # --- The run directory: secrets, certificate, static files, logs, nginx prefix ------------------------------
