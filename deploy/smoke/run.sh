@@ -111,7 +111,7 @@ on_exit() {
     status=1
   fi
   if [ "${SMOKE_KEEP:-}" = 1 ]; then say "kept $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
-  [ "$status" -eq 0 ] && say "PASSED" || say "FAILED" >&2
+  if [ "$status" -eq 0 ]; then say "PASSED"; else say "FAILED" >&2; fi
   exit "$status"
 }
 trap on_exit EXIT
