@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
 ERROR_COMPONENT = "Error"
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -38,6 +42,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
             responses = operation.setdefault("responses", {})
+            _name_list_operation(method, operation)
             for code, description in ERRORS.items():
                 if code in responses:
                     continue
@@ -46,3 +51,44 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                     response["headers"] = RETRY_AFTER
                 responses[code] = response
     return result
+
+
+def _name_list_operation(method: str, operation: dict[str, Any]) -> None:
+    """A paginated list reads as `…_list`, not `…_retrieve` (drf-spectacular only sees a non-array body)."""
+    ok = operation.get("responses", {}).get("200", {})
+    ref = ok.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+    operation_id = operation.get("operationId", "")
+    if (
+        method == "get"
+        and ref.startswith("#/components/schemas/Paginated")
+        and operation_id.endswith("_retrieve")
+    ):
+        operation["operationId"] = operation_id.removesuffix("_retrieve") + "_list"
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The bearer token of POST /api/v1/auth/token/, as an OpenAPI security scheme."""
+
+    target_class = "portal.api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "http", "scheme": "bearer", "description": "A token from POST /api/v1/auth/token/."}
+
+
+_PAGES: dict[str, type[serializers.Serializer]] = {}
+
+
+def paginated(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of a keyset-paginated list of `item`: {"next", "previous", "results"} (SPEC §6)."""
+    name = "Paginated" + item.__name__.removesuffix("Serializer") + "List"
+    if name not in _PAGES:
+        _PAGES[name] = inline_serializer(
+            name=name,
+            fields={
+                "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
+                "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
+                "results": item(many=True),
+            },
+        ).__class__
+    return _PAGES[name]
