@@ -223,6 +223,8 @@ AXES_FAILURE_LIMIT = envint("PORTAL_LOGIN_FAILURE_LIMIT", "5")
 AXES_COOLOFF_TIME = timedelta(seconds=envint("PORTAL_LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
+# An attempt while locked is refused unseen and does not restart the lockout period.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_HANDLER = "portal.accounts.lockout.AuditedAxesHandler"
 AXES_LOCKOUT_CALLABLE = "portal.accounts.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "audit.recorder.client_ip"  # believes X-Forwarded-For only from TRUSTED_PROXIES
@@ -390,6 +392,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO"), "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lockouts are audit events; its per-login notes are noise
     },
 }
 
