@@ -11,6 +11,7 @@ from axes.utils import reset
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
+from audit.recorder import note_for
 from portal.accounts import mfa
 from portal.accounts.models import User
 
@@ -65,4 +66,7 @@ class PortalBackend(ModelBackend):
         user.otp_device = device  # type: ignore[attr-defined]
         # Both factors passed: earlier failures of this username no longer count towards a lockout.
         reset(username=user.get_username())
+        if request is not None:
+            note = note_for(request)
+            note.action, note.resource_kind = "auth.login", "session"
         return user

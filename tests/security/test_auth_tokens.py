@@ -135,7 +135,10 @@ def test_a_success_before_the_limit_forgets_earlier_failures(client, regulator):
 def test_the_lockout_covers_the_web_login_form_too(client, regulator):
     """The admin's login form calls authenticate(request, …) like the portal's login page does."""
     for _attempt in range(5):
-        client.post("/admin/login/", {"username": "wei", "password": "wrong password"})
+        page = client.post("/admin/login/", {"username": "wei", "password": "wrong password"})
+    assert page.status_code == 429
+    assert "Too many failed logins" in page.content.decode()
+    assert int(page["Retry-After"]) > 0
     assert ask_token(client, "wei", PASSWORD).status_code == 429
     assert actions("wei").count("auth.locked_out") == 1
 
