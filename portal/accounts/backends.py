@@ -29,11 +29,12 @@ def _fail(request: HttpRequest | None, reason: str) -> None:
 
 
 class PortalBackend(ModelBackend):
-    """ModelBackend plus: a non-administrator without an organisation cannot log in, and a user who must
-    present a second factor (see `mfa.mfa_required_for`) needs a valid `otp` once they have enrolled one.
+    """ModelBackend plus: a non-administrator without an organisation cannot log in, and a user who has
+    enrolled a second factor (an authenticator app or recovery codes) needs a valid `otp`.
 
-    A user who must but has not enrolled yet is let in with `otp_device = None`: the session is then kept to
-    the enrolment pages (MfaEnrolmentMiddleware), and the token endpoint issues no token.
+    A user who must use one (`mfa.mfa_required_for`) but has not enrolled yet is let in with
+    `otp_device = None`: the session is then kept to the enrolment pages (MfaEnrolmentMiddleware), and the
+    token endpoint issues no token.
     """
 
     def user_can_authenticate(self, user: Any) -> bool:
@@ -54,7 +55,8 @@ class PortalBackend(ModelBackend):
             _fail(request, CREDENTIALS_INVALID)
             return None
         device = None
-        if mfa.mfa_required_for(user) and mfa.has_second_factor(user):
+        # Whoever has enrolled a second factor must present it, whatever MFA_REQUIRED says.
+        if mfa.has_second_factor(user):
             if not otp:
                 _fail(request, OTP_REQUIRED)
                 return None

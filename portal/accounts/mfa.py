@@ -37,7 +37,8 @@ def has_second_factor(user: User) -> bool:
 def second_factor_verify(*, user: User, otp: str) -> Device | None:
     """The confirmed device (TOTP or recovery codes) that accepts `otp`, or None. A recovery code is used up;
     each device throttles its own failures (django-otp), on top of the login lockout."""
-    otp = "".join(otp.split())
+    # Recovery codes are lower-case base32; people copy them in any case and with spaces.
+    otp = "".join(otp.split()).lower()
     if not otp or len(otp) > MAX_OTP_LENGTH:
         return None
     with transaction.atomic():
