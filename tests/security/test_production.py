@@ -21,6 +21,9 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ALLOWED_HOSTS": "portal.example",
     "AUDIT_SIGNING_KEY": "A" * 43 + "=",
+    # Required by production once identifiers are encrypted at rest; unused before.
+    "IDENTIFIER_KEYS": "k1:" + "B" * 43 + "=",
+    "IDENTIFIER_HMAC_KEY": "h1:" + "C" * 43 + "=",
 }
 SHOWN = [
     "MFA_REQUIRED",
