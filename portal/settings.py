@@ -98,9 +98,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Security (issue 7): the CSP header on every response; the session's idle and absolute limits as soon as
-    # the user is known; the second factor on the session user; a session user who must enrol is kept to the
-    # enrolment pages; Axes (innermost) turns a locked-out login into its refusal, inside the audit event.
+    # Security (issue 7): CSP and Permissions-Policy on every response; the session's idle and absolute limits
+    # once the user is known; the second factor on the session user; a session user who must enrol is kept to
+    # the enrolment pages; Axes (innermost) turns a locked-out login into its refusal, inside the audit event.
     "csp.middleware.CSPMiddleware",
     "portal.accounts.middleware.PermissionsPolicyMiddleware",
     "portal.accounts.middleware.SessionLifetimeMiddleware",
