@@ -6,6 +6,7 @@ PORTAL_ENV=production refuses to start with DEBUG or a default secret key.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
     "portal",
     "portal.accounts",
     "portal.records",
@@ -92,6 +98,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Security (issue 7): CSP and Permissions-Policy on every response; the session's idle and absolute limits
+    # once the user is known; the second factor on the session user; a session user who must enrol is kept to
+    # the enrolment pages; Axes (innermost) turns a locked-out login into its refusal, inside the audit event.
+    "csp.middleware.CSPMiddleware",
+    "portal.accounts.middleware.PermissionsPolicyMiddleware",
+    "portal.accounts.middleware.SessionLifetimeMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.middleware.MfaEnrolmentMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -146,7 +161,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Auth -----------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # Axes first: a locked-out username is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    # Password, organisation and second factor (the `otp` credential) for the web form and the token endpoint.
+    "portal.accounts.backends.PortalBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # Our user model requires an organisation for non-superusers; guardian's anonymous user is not needed.
@@ -187,6 +205,57 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Security: MFA, lockout, sessions, headers (issue 7) ---------------------------------------------
+# A demo run (`dev.py serve` with the demo world): demo accounts may skip the second factor and may exist in
+# production settings. Off by default everywhere.
+PORTAL_DEMO = envbool("PORTAL_DEMO", "false")
+# Every login needs a second factor (TOTP or a recovery code); a user who has none yet is kept to enrolment.
+MFA_REQUIRED = envbool("PORTAL_MFA_REQUIRED", "true" if PRODUCTION else "false")
+OTP_TOTP_ISSUER = envstr("OTP_TOTP_ISSUER", "Credit oversight portal")
+MFA_RECOVERY_CODES = 10
+# Sessions end after 15 idle minutes and, whatever the activity, after the absolute lifetime.
+SESSION_IDLE_TIMEOUT_SECONDS = envint("PORTAL_SESSION_IDLE_SECONDS", str(15 * 60))
+SESSION_COOKIE_AGE = envint("PORTAL_SESSION_MAX_AGE_SECONDS", str(8 * 3600))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# django-axes: after 5 failed logins for a username (web form or token endpoint) it is locked for a while;
+# so is a client address with 5 failures whatever the usernames (password spraying).
+AXES_FAILURE_LIMIT = envint("PORTAL_LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = timedelta(seconds=envint("PORTAL_LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# An attempt while locked is refused unseen and does not restart the lockout period.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "portal.accounts.lockout.AuditedAxesHandler"
+AXES_LOCKOUT_CALLABLE = "portal.accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "audit.recorder.client_ip"  # believes X-Forwarded-For only from TRUSTED_PROXIES
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail
+AXES_VERBOSE = False
+# Per-user request rate on the API's data endpoints; beyond it, 429 with Retry-After (audited).
+API_USER_THROTTLE_RATE = envstr("PORTAL_API_USER_THROTTLE_RATE", "600/min")
+LOGIN_THROTTLE_RATE = envstr("LOGIN_THROTTLE_RATE", "30/min")
+# Content-Security-Policy (django-csp 4): no inline script or style anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=(), interest-cohort=()"
+)
+if PRODUCTION and not MFA_REQUIRED and not PORTAL_DEMO:
+    raise ImproperlyConfigured("PORTAL_MFA_REQUIRED may be off in production only in a demo (PORTAL_DEMO)")
+
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -213,6 +282,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ConsumerStatusEnum": "portal.records.models.Consumer.Status"},
+    # Every operation's error answers (400/401/403/404/429/503) in the schema (issue 7).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.add_error_responses",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
@@ -354,6 +429,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO"), "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lockouts are audit events; its per-login notes are noise
     },
 }
 

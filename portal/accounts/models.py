@@ -59,6 +59,10 @@ class User(AbstractUser):
         Organisation, on_delete=models.PROTECT, related_name="users", null=True, blank=True
     )
 
+    # Set by `manage.py seed_demo` only: such an account has a published password. Demo accounts may skip the
+    # second factor only in a demo run (PORTAL_DEMO), and production refuses to start while any exists.
+    is_demo = models.BooleanField(_("demo account"), default=False, editable=False)
+
     REQUIRED_FIELDS = ["email", "role"]
 
     class Meta:
@@ -109,6 +113,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     expires_at = models.DateTimeField(_("expires at"))
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    # The user's session auth hash (an HMAC of their password hash) when the token was issued: a password
+    # change, by whatever path, makes every earlier token stop working.
+    auth_hash = models.CharField(max_length=128, editable=False, default="")
 
     class Meta:
         verbose_name = _("API token")

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from portal.accounts.models import ApiToken, User
 
@@ -26,12 +27,14 @@ def token_create(*, user: User) -> tuple[str, ApiToken]:
         key_hash=_digest(secret),
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         expires_at=timezone.now() + timedelta(seconds=settings.API_TOKEN_TTL_SECONDS),
+        auth_hash=user.get_session_auth_hash(),
     )
     return secret, token
 
 
 def token_check(secret: str) -> ApiToken | None:
-    """The live token for this secret, with its user and organisation, or None."""
+    """The live token for this secret, with its user and organisation, or None: a token stops working when it
+    expires or is revoked, and when its user is deactivated, loses their organisation or changes password."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         return None
     token = ApiToken.objects.select_related("user__organisation").filter(key_hash=_digest(secret)).first()
@@ -39,6 +42,8 @@ def token_check(secret: str) -> ApiToken | None:
         return None
     user = token.user
     if not user.is_active or (user.organisation_id is None and user.role != User.Role.ADMIN):
+        return None
+    if not token.auth_hash or not constant_time_compare(token.auth_hash, user.get_session_auth_hash()):
         return None
     return token
 

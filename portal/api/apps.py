@@ -6,3 +6,7 @@ class ApiConfig(AppConfig):
 
     name = "portal.api"
     label = "api"
+
+    def ready(self) -> None:
+        # Registers the bearer token's OpenAPI security scheme with drf-spectacular.
+        from portal.api import schema  # noqa: F401

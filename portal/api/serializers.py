@@ -158,19 +158,19 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 class GrantSerializer(serializers.ModelSerializer):
     grantee_organisation: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="short_name", read_only=True
+        slug_field="short_name", read_only=True, allow_null=True
     )
     grantee_user: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
     decided_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     revoked_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     target = serializers.SerializerMethodField()
 

@@ -17,6 +17,7 @@ from portal.access.models import Permission
 from portal.accounts.models import Role
 from portal.api import params
 from portal.api.pagination import Keyset
+from portal.api.schema import paginated
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.api.views.records import CURSOR_PARAMS, GRANT_HEADER_PARAM
 
@@ -57,7 +58,7 @@ class AuditEventListView(PortalView):
             OpenApiParameter("until", OpenApiTypes.STR),
             *CURSOR_PARAMS,
         ],
-        responses=AuditEventSerializer(many=True),
+        responses=paginated(AuditEventSerializer),
     )
     def get(self, request: Request) -> Response:
         params.reject_unknown(
@@ -100,7 +101,9 @@ class AuditCheckpointListView(PortalView):
     gate = "audit_checkpoints"
     action = "audit.checkpoints.read"
 
-    @extend_schema(parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="v1_audit_checkpoints_list", parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request: Request) -> Response:
         params.reject_unknown(request, set())
         self.note.resource_kind = "audit_checkpoint"
@@ -138,7 +141,7 @@ class ConsumerAccessLogView(PortalView):
     gate = "access_log"
     action = "consumer.access_log"
 
-    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=AccessLogSerializer(many=True))
+    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=paginated(AccessLogSerializer))
     def get(self, request: Request, public_id: str) -> Response:
         params.reject_unknown(request, set())
         if self.user.role == Role.AUDITOR:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
+from portal.accounts import mfa
+from portal.accounts.lockout import LOGIN_FAILED
 from portal.accounts.models import ApiToken, User
 from portal.accounts.tokens import token_create, token_revoke
 from portal.api.serializers import MeSerializer, TokenRequestSerializer, TokenSerializer
+from portal.api.throttles import LoginThrottle
 from portal.api.views.base import PortalView
 
 
@@ -28,7 +30,7 @@ class TokenView(PortalView):
 
     def get_throttles(self):
         # Password guessing is throttled per client address; other calls are not throttled here.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [LoginThrottle()] if self.request.method == "POST" else []
 
     def get_authenticators(self):
         # Logging in needs no credentials, and no session (with its CSRF check) is consulted.
@@ -39,7 +41,14 @@ class TokenView(PortalView):
     def get_authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
-    @extend_schema(request=TokenRequestSerializer, responses={201: TokenSerializer})
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={201: TokenSerializer},
+        description=(
+            "Exchange username, password and, for a user with a second factor, `otp` (a TOTP code or a "
+            "recovery code) for a bearer token. After 5 failed logins a username is locked for a while (429)."
+        ),
+    )
     def post(self, request: Request) -> Response:
         self.note.action = "auth.token.create"
         self.note.resource_kind = "session"
@@ -47,15 +56,27 @@ class TokenView(PortalView):
         form.is_valid(raise_exception=True)
         username = form.validated_data["username"]
         self.note.actor_username = username
-        user = authenticate(request._request, username=username, password=form.validated_data["password"])
+        # The same path as the web login form, so the lockout and its audit cover both.
+        user = authenticate(
+            request._request,
+            username=username,
+            password=form.validated_data["password"],
+            otp=form.validated_data.get("otp") or None,
+        )
         if user is None or not isinstance(user, User):
-            self.note.action = "auth.login_failed"
-            raise AuthenticationFailed("Invalid username or password.")
-        if user.organisation_id is None and user.role != User.Role.ADMIN:
-            self.note.action = "auth.login_failed"
-            raise AuthenticationFailed("This account belongs to no organisation.")
-        secret, token = token_create(user=user)
+            # The lockout handler has named the event (auth.login_failed or auth.login_locked); a locked
+            # username's answer becomes 429 in Axes' middleware.
+            self.note.action = (
+                self.note.action if self.note.action.startswith("auth.login_") else LOGIN_FAILED
+            )
+            raise AuthenticationFailed("Invalid username, password or one-time code.")
         request._request.user = user  # the audit event names who logged in
+        if mfa.mfa_required_for(user) and getattr(user, "otp_device", None) is None:
+            self.note.action = "auth.mfa_enrolment_required"
+            raise PermissionDenied(
+                "Two-factor authentication is required: set it up at /accounts/mfa/, then ask for a token."
+            )
+        secret, token = token_create(user=user)
         self.note.action = "auth.login"
         return Response(
             TokenSerializer({"token": secret, "expires_at": token.expires_at}).data,

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from audit.models import AuditEvent
 from audit.recorder import AuditNote, note_for
 from portal.access import policy
 from portal.access.models import AccessGrant
 from portal.accounts.models import User
 from portal.api.params import bad, is_id
 from portal.api.permissions import RoleGate
+from portal.api.throttles import UserDataThrottle
 
 GRANT_HEADER = "X-Access-Grant"
 NOT_FOUND = "Not found."
@@ -22,6 +24,7 @@ NOT_FOUND = "Not found."
 
 class PortalView(APIView):
     permission_classes = [IsAuthenticated, RoleGate]
+    throttle_classes = [UserDataThrottle]
     gate: str | None = None
     action = ""  # the audit action; the URL name when empty
 
@@ -29,6 +32,12 @@ class PortalView(APIView):
         note = note_for(request)
         note.action = self.action or note.action
         super().initial(request, *args, **kwargs)
+
+    def throttled(self, request: Request, wait: float) -> NoReturn:
+        note = self.note
+        note.action = "api.throttled"
+        note.outcome = AuditEvent.Outcome.DENIED
+        super().throttled(request, wait)
 
     @property
     def user(self) -> User:

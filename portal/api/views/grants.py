@@ -16,6 +16,7 @@ from portal.access.models import AccessGrant
 from portal.accounts.models import Organisation, Role, User
 from portal.api import params
 from portal.api.pagination import Keyset
+from portal.api.schema import paginated
 from portal.api.serializers import (
     GrantDecisionSerializer,
     GrantRequestSerializer,
@@ -59,7 +60,7 @@ def _raise(error: services.GrantError):
 class GrantListView(PortalView):
     gates = {"GET": "grants_read", "POST": "grants_request"}
 
-    @extend_schema(parameters=[*CURSOR_PARAMS], responses=GrantSerializer(many=True))
+    @extend_schema(parameters=[*CURSOR_PARAMS], responses=paginated(GrantSerializer))
     def get(self, request: Request) -> Response:
         self.note.action, self.note.resource_kind = "grant.list", "grant"
         params.reject_unknown(request, {"status"})

@@ -14,6 +14,7 @@ from portal.access.models import Permission
 from portal.accounts.models import Role
 from portal.api import params
 from portal.api.pagination import Keyset
+from portal.api.schema import paginated
 from portal.api.serializers import (
     ConsumerDetailSerializer,
     ConsumerSerializer,
@@ -50,7 +51,7 @@ class SegmentListView(PortalView):
     gate = "segments"
     action = "segment.list"
 
-    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=SegmentSerializer(many=True))
+    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=paginated(SegmentSerializer))
     def get(self, request: Request) -> Response:
         params.reject_unknown(request, set())
         self.note.resource_kind = "segment"
@@ -121,7 +122,8 @@ class ConsumerListView(PortalView):
             *CURSOR_PARAMS,
             GRANT_HEADER_PARAM,
         ],
-        responses=ConsumerSerializer(many=True),
+        operation_id="v1_consumers_list",
+        responses=paginated(ConsumerSerializer),
     )
     def get(self, request: Request) -> Response:
         params.reject_unknown(request, {"segment", "q", "province"})
@@ -192,7 +194,7 @@ class ConsumerTransactionListView(PortalView):
 
     @extend_schema(
         parameters=[*PERIOD_PARAMS, *CURSOR_PARAMS, GRANT_HEADER_PARAM],
-        responses=TransactionSerializer(many=True),
+        responses=paginated(TransactionSerializer),
     )
     def get(self, request: Request, public_id: str) -> Response:
         params.reject_unknown(request, {"since", "until", "kind"})
@@ -215,7 +217,7 @@ class TransactionListView(PortalView):
             *CURSOR_PARAMS,
             GRANT_HEADER_PARAM,
         ],
-        responses=TransactionSerializer(many=True),
+        responses=paginated(TransactionSerializer),
     )
     def get(self, request: Request) -> Response:
         params.reject_unknown(request, {"segment", "since", "until", "kind"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -15,6 +15,7 @@ from audit.recorder import AuditWriteError
 from portal.access.models import Permission
 from portal.api import params
 from portal.api.pagination import Keyset
+from portal.api.schema import paginated
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.api.views.records import CURSOR_PARAMS, GRANT_HEADER_PARAM
 from scoring import selectors, services
@@ -57,7 +58,7 @@ class ConsumerScoresView(PortalView):
     action = "consumer.scores"
 
     @extend_schema(
-        parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=CreditScoreSerializer(many=True)
+        parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=paginated(CreditScoreSerializer)
     )
     def get(self, request: Request, public_id: str) -> Response:
         params.reject_unknown(request, set())
@@ -83,14 +84,22 @@ class ScorecardListView(PortalView):
 class ScoreRunListView(PortalView):
     gates = {"GET": "scoring_runs_read", "POST": "scoring_runs_start"}
 
-    @extend_schema(parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="v1_scoring_runs_list", parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request: Request) -> Response:
         self.note.action, self.note.resource_kind = "scoring.runs.read", "score_run"
         params.reject_unknown(request, set())
         page = RUN_PAGES.paginate(request, selectors.score_run_list())
         return Response(page.as_dict([selectors.score_run_progress(run) for run in page.results]))
 
-    @extend_schema(request=RunRequestSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=RunRequestSerializer,
+        responses={
+            201: OpenApiTypes.OBJECT,
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description="A run of that kind is running already."),
+        },
+    )
     def post(self, request: Request) -> Response:
         self.note.action, self.note.resource_kind = "scoring.run.start", "score_run"
         form = RunRequestSerializer(data=request.data)

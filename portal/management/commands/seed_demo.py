@@ -147,6 +147,9 @@ class Command(BaseCommand):
 
     def seed_users(self, organisations: dict[str, Organisation]) -> int:
         created = 0
+        # The accounts of the demo world carry a published password: marked so that MFA exemptions (only in a
+        # demo run) and production's refusal to start can find them without hashing anything.
+        User.objects.filter(username__in=[u[0] for u in USERS], is_demo=False).update(is_demo=True)
         for username, role, org, first_name, last_name in USERS:
             if User.objects.filter(username=username).exists():
                 continue
@@ -160,6 +163,7 @@ class Command(BaseCommand):
                 email=f"{username}@{org}.example",
                 is_staff=is_admin,
                 is_superuser=is_admin,
+                is_demo=True,
             )
             user.set_password(settings.DEMO_PASSWORD)
             user.full_clean()

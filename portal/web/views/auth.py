@@ -32,7 +32,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
             login(request, form.user)
             note.action = "auth.login"
             return redirect(target or "web:home")
-        note.action, note.outcome = "auth.login_failed", "denied"
+        # The lockout handler may have named the event already (auth.login_locked).
+        if note.action == "auth.login.page":
+            note.action = "auth.login_failed"
+        note.outcome = "denied"
         return render(request, "web/login.html", {"form": form, "next": target}, status=401)
     if request.user.is_authenticated:
         return redirect(target or "web:home")
