@@ -3,7 +3,10 @@
 with kubernetes-validate): web with a HorizontalPodAutoscaler and /healthz probes, one worker Deployment
 per queue, beat a singleton (1 replica, Recreate), migrations a Job, export files on a volume shared by web
 and the exports workers, every Pod non-root with a read-only
-root filesystem and no privilege escalation, secrets only by reference to a Secret, and the nginx sidecar's
+root filesystem and no privilege escalation, secrets only by reference to a Secret, every portal process
+given the secrets production refuses to start without, each process connected as its database role
+(deploy/postgres/README.md: migrations as the owner, the audit worker as the sealer, the rest as the
+application), create-roles.sh run after the migrations in the migration Job, and the nginx sidecar's
 site identical to deploy/nginx/container.conf.template.
 
     python3 deploy/checks/k8s.py [deploy/k8s]
@@ -21,7 +24,21 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent.parent
 QUEUES = ("default", "audit", "scoring", "exports")
 PORTAL_VAR_DIR = "/var/lib/portal"
-SECRET_NAMES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "AUDIT_SIGNING_KEY", "AUDIT_QUERY_HMAC_KEY")
+SECRET_NAMES = (
+    "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "AUDIT_SIGNING_KEY", "AUDIT_QUERY_HMAC_KEY", "IDENTIFIER_KEYS",
+    "IDENTIFIER_HMAC_KEY", "PGPASSWORD",
+)  # fmt: skip
+# What production refuses to start without (portal/settings.py).
+REQUIRED = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AUDIT_SIGNING_KEY",
+    "IDENTIFIER_KEYS",
+    "IDENTIFIER_HMAC_KEY",
+)
+# The key of portal-secrets holding each role's database URL.
+OWNER_URL, APP_URL, SEALER_URL = "DATABASE_URL_OWNER", "DATABASE_URL", "DATABASE_URL_SEALER"
 
 
 def load(folder: Path) -> list[dict[str, Any]]:
@@ -40,6 +57,59 @@ def _pod(document: dict[str, Any]) -> dict[str, Any] | None:
 def _containers(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from pod.get("initContainers", [])
     yield from pod["containers"]
+
+
+def _runs_portal(container: dict[str, Any]) -> bool:
+    """A container that starts the portal's code (and so its settings): gunicorn, celery or manage.py."""
+    command = container.get("command", [])
+    return bool(command) and (command[0] in ("gunicorn", "celery") or "manage.py" in " ".join(command))
+
+
+def _secret_key_of(container: dict[str, Any], name: str) -> str | None:
+    for variable in container.get("env", []):
+        if variable["name"] == name:
+            key = variable.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+            return str(key) if key else ""  # "": not from a Secret (reported as such above)
+    return None
+
+
+def database_role_errors(by_kind: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Every portal process has the secrets production requires, and the database URL of its role."""
+    errors: list[str] = []
+    for kind in ("Deployment", "Job"):
+        for name, document in by_kind.get(kind, {}).items():
+            pod = document["spec"]["template"]["spec"]
+            for container in _containers(pod):
+                if not _runs_portal(container):
+                    continue
+                where = f"{kind}/{name} container {container['name']}"
+                missing = [key for key in REQUIRED if _secret_key_of(container, key) is None]
+                if missing:
+                    errors.append(f"{where}: production refuses to start without {', '.join(missing)}")
+                command = container["command"]
+                queue = command[command.index("-Q") + 1] if "-Q" in command else ""
+                wanted = OWNER_URL if kind == "Job" else SEALER_URL if queue == "audit" else APP_URL
+                got = _secret_key_of(container, "DATABASE_URL")
+                if got is not None and got != wanted:
+                    errors.append(f"{where}: DATABASE_URL must be the Secret key {wanted}, not {got}")
+    return errors
+
+
+def migrate_job_errors(jobs: dict[str, dict[str, Any]]) -> list[str]:
+    """The Job runs the migrations to completion (an init container), then create-roles.sh."""
+    migrate = jobs.get("portal-migrate")
+    if migrate is None:
+        return ["no Job portal-migrate"]
+    pod = migrate["spec"]["template"]["spec"]
+    errors = []
+    if not any("manage.py migrate" in " ".join(c["command"]) for c in pod.get("initContainers", [])):
+        errors.append("Job portal-migrate: an init container must run manage.py migrate")
+    if not any(
+        "create-roles.sh" in " ".join(c["command"]) and "manage.py" not in " ".join(c["command"])
+        for c in pod["containers"]
+    ):
+        errors.append("Job portal-migrate: after the migrations, a container must run create-roles.sh")
+    return errors
 
 
 def problems(documents: list[dict[str, Any]]) -> list[str]:
@@ -130,12 +200,8 @@ def problems(documents: list[dict[str, Any]]) -> list[str]:
         if mounted.get(f"{PORTAL_VAR_DIR}/exports") != "portal-exports":
             errors.append(f"{deployment}: must mount the claim portal-exports at {PORTAL_VAR_DIR}/exports")
 
-    jobs = by_kind.get("Job", {})
-    migrate = jobs.get("portal-migrate")
-    if migrate is None or "migrate" not in " ".join(
-        migrate["spec"]["template"]["spec"]["containers"][0]["command"]
-    ):
-        errors.append("no Job portal-migrate running manage.py migrate")
+    errors.extend(migrate_job_errors(by_kind.get("Job", {})))
+    errors.extend(database_role_errors(by_kind))
 
     template = (DEPLOY / "nginx" / "container.conf.template").read_text()
     nginx = by_kind.get("ConfigMap", {}).get("portal-nginx", {}).get("data", {}).get("portal.conf.template")

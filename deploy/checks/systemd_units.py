@@ -4,9 +4,11 @@
 It reads units as systemd does (sections, `Key=value`, comments, backslash continuations) and reports what
 `systemd-analyze verify` would: unknown sections or keys, commands that are not absolute paths, values that
 do not parse (booleans, enumerations, time spans), plus the portal's own rules (never run as root, template
-units name their instance). Exits non-zero listing every problem.
+units name their instance). Drop-ins (`NAME.service.d/*.conf`) are read the same way, without the sections
+a whole unit needs; the audit worker's drop-in must give it its own environment file (the sealer's database
+URL, deploy/postgres/README.md). Exits non-zero listing every problem.
 
-    python3 deploy/checks/systemd_units.py deploy/systemd/*.service
+    python3 deploy/checks/systemd_units.py deploy/systemd/*.service deploy/systemd/*.service.d/*.conf
 """
 
 from __future__ import annotations
@@ -162,11 +164,8 @@ def _exec_path(value: str) -> str:
     return command.lstrip("@-:+!")
 
 
-def check(unit: Unit) -> list[str]:
-    if "Service" not in unit.sections:
-        unit.problem(1, "no [Service] section")
-    if "Unit" not in unit.sections or not unit.values("Unit", "Description"):
-        unit.problem(1, "no [Unit] Description=")
+def _check_entries(unit: Unit) -> None:
+    """Every Key=value line: known key, a value that parses, the portal's rules."""
     for section, entries in unit.sections.items():
         known = SECTIONS.get(section)
         for number, key, value in entries:
@@ -190,6 +189,39 @@ def check(unit: Unit) -> list[str]:
                 unit.problem(number, f"{key}=root: the portal never runs as root")
             if key == "WantedBy" and not all(t.endswith(".target") for t in value.split()):
                 unit.problem(number, f"WantedBy= names targets: {value!r}")
+
+
+def check_dropin(unit: Unit) -> list[str]:
+    """A drop-in adds to its unit: no required sections, the same keys and values, the portal's rules. The
+    audit queue's worker must get its own environment file (the sealer's DATABASE_URL) after portal.env."""
+    if not unit.sections:
+        unit.problem(1, "an empty drop-in")
+    _check_entries(unit)
+    if unit.path.parent.name == "portal-worker@audit.service.d":
+        files = [
+            f for f in unit.values("Service", "EnvironmentFile") if f.lstrip("-") != "/etc/portal/portal.env"
+        ]
+        if not files:
+            unit.problem(
+                1, "the audit worker's drop-in must add an EnvironmentFile= (the sealer's DATABASE_URL)"
+            )
+        elif any(f.startswith("-") for f in files):
+            unit.problem(1, 'the sealer\'s EnvironmentFile= must not be optional ("-"): without it, no start')
+    return unit.problems
+
+
+def is_dropin(path: Path) -> bool:
+    return path.suffix == ".conf" and path.parent.name.endswith(".service.d")
+
+
+def check(unit: Unit) -> list[str]:
+    if is_dropin(unit.path):
+        return check_dropin(unit)
+    if "Service" not in unit.sections:
+        unit.problem(1, "no [Service] section")
+    if "Unit" not in unit.sections or not unit.values("Unit", "Description"):
+        unit.problem(1, "no [Unit] Description=")
+    _check_entries(unit)
     if "Service" in unit.sections:
         if len(unit.values("Service", "ExecStart")) != 1:
             unit.problem(1, "a service needs exactly one ExecStart=")

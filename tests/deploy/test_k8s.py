@@ -86,3 +86,48 @@ def test_exports_are_shared_between_web_and_the_exports_worker():
     assert "PersistentVolumeClaim portal-exports must be ReadWriteMany (web and workers share it)" in problems
     config = find(DOCUMENTS, "ConfigMap", "portal-config")["data"]
     assert config["PORTAL_VAR_DIR"] == k8s.PORTAL_VAR_DIR
+
+
+def test_every_portal_process_gets_the_identifier_keys():
+    documents = copy.deepcopy(DOCUMENTS)
+    beat = find(documents, "Deployment", "portal-beat")["spec"]["template"]["spec"]["containers"][0]
+    beat["env"] = [v for v in beat["env"] if v["name"] != "IDENTIFIER_KEYS"]
+    assert (
+        "Deployment/portal-beat container beat: production refuses to start without IDENTIFIER_KEYS"
+        in k8s.problems(documents)
+    )
+
+
+def test_each_process_connects_as_its_database_role():
+    documents = copy.deepcopy(DOCUMENTS)
+    for name, key in (
+        ("portal-worker-audit", "DATABASE_URL"),
+        ("portal-worker-default", "DATABASE_URL_SEALER"),
+    ):
+        container = find(documents, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        variable = next(v for v in container["env"] if v["name"] == "DATABASE_URL")
+        variable["valueFrom"]["secretKeyRef"]["key"] = key
+    problems = k8s.problems(documents)
+    assert (
+        "Deployment/portal-worker-audit container worker: DATABASE_URL must be the Secret key "
+        "DATABASE_URL_SEALER, not DATABASE_URL"
+    ) in problems
+    assert (
+        "Deployment/portal-worker-default container worker: DATABASE_URL must be the Secret key "
+        "DATABASE_URL, not DATABASE_URL_SEALER"
+    ) in problems
+
+
+def test_migration_job_migrates_as_the_owner_then_runs_the_roles_script():
+    job = find(DOCUMENTS, "Job", "portal-migrate")["spec"]["template"]["spec"]
+    (migrate,) = job["initContainers"]
+    assert k8s._secret_key_of(migrate, "DATABASE_URL") == "DATABASE_URL_OWNER"
+    (roles,) = job["containers"]
+    assert roles["command"][:2] == ["bash", "/opt/portal/roles/create-roles.sh"]
+    assert "/opt/portal/roles/" in migrate["command"][-1]  # the release's script, copied for the second step
+    documents = copy.deepcopy(DOCUMENTS)
+    job = find(documents, "Job", "portal-migrate")["spec"]["template"]["spec"]
+    job["containers"] = job.pop("initContainers")
+    problems = k8s.problems(documents)
+    assert "Job portal-migrate: an init container must run manage.py migrate" in problems
+    assert "Job portal-migrate: after the migrations, a container must run create-roles.sh" in problems

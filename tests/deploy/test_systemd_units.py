@@ -12,14 +12,44 @@ units = load_script("checks/systemd_units.py")
 UNIT_FILES = sorted((DEPLOY / "systemd").glob("*.service"))
 
 
+DROPINS = sorted((DEPLOY / "systemd").glob("*.service.d/*.conf"))
+SEALER = DEPLOY / "systemd" / "portal-worker@audit.service.d" / "sealer.conf"
+
+
 def test_shipped_units_pass_the_parser_check():
     assert [u.name for u in UNIT_FILES] == [
         "portal-beat.service",
         "portal-web.service",
         "portal-worker@.service",
     ]
-    for path in UNIT_FILES:
+    assert DROPINS == [SEALER]
+    for path in [*UNIT_FILES, *DROPINS]:
         assert units.check(units.parse(path)) == [], path
+
+
+def test_audit_worker_drop_in_reads_the_sealers_environment_after_portal_env():
+    worker = units.parse(DEPLOY / "systemd" / "portal-worker@.service")
+    assert worker.values("Service", "EnvironmentFile") == ["/etc/portal/portal.env"]
+    assert units.parse(SEALER).values("Service", "EnvironmentFile") == ["/etc/portal/sealer.env"]
+    readme = (DEPLOY / "postgres" / "README.md").read_text()
+    assert "DATABASE_URL_FILE=/etc/portal/database_url_sealer" in readme
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[Service]\nEnvironment=X=1\n", "must add an EnvironmentFile="),
+        ("[Service]\nEnvironmentFile=-/etc/portal/sealer.env\n", "must not be optional"),
+        ("[Service]\nEnvironmentFile=/etc/portal/sealer.env\nEnvironmentFilee=/x\n", "unknown key"),
+        ("[Service]\nEnvironmentFile=/etc/portal/sealer.env\nUser=root\n", "never runs as root"),
+        ("", "an empty drop-in"),
+    ],
+)
+def test_parser_check_covers_the_audit_drop_in(tmp_path, text, problem):
+    folder = tmp_path / "portal-worker@audit.service.d"
+    folder.mkdir()
+    problems = units.check(units.parse(write(folder, "sealer.conf", text)))
+    assert any(problem in p for p in problems), problems
 
 
 @pytest.mark.parametrize(
