@@ -39,9 +39,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Client address as nginx saw it, request id set by nginx ($request_id), status, bytes, duration in µs.
+# Client address as nginx saw it, request id set by nginx ($request_id), status, bytes, duration in µs. The
+# path only (%(U)s), never the query string or the Referer: search terms (resident ID and phone numbers in
+# `q`) must not reach the logs; the audit trail keeps only their keyed hash.
 access_log_format = (
-    '%({x-forwarded-for}i)s %(t)s "%(r)s" %(s)s %(b)s %(D)sus rid=%({x-request-id}i)s ref="%(f)s" ua="%(a)s"'
+    '%({x-forwarded-for}i)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus rid=%({x-request-id}i)s ua="%(a)s"'
 )
 
 proc_name = "portal-web"

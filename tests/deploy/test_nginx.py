@@ -86,3 +86,28 @@ def test_rendering_refuses_a_site_without_an_expected_directive(tmp_path):
             key=tmp_path / "k",
             logs=tmp_path,
         )
+
+
+# What would put a search term (resident ID or phone number in `q`) into a log line: the request line or URI
+# with its arguments, the arguments themselves, or the Referer of a page reached from a results page.
+NGINX_LEAKS = ("$request ", '$request"', "$request_uri", "$args", "$query_string", "$http_referer", "$arg_")
+GUNICORN_LEAKS = ("%(r)s", "%(q)s", "%(f)s", "%({referer}i)s")
+
+
+@pytest.mark.parametrize(
+    "site", [*SITES, DEPLOY / "k8s" / "config.yaml"], ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_access_logs_carry_no_query_string_or_referer(site):
+    formats = re.findall(r"log_format\s+\w+((?:\s*'[^']*')+);", site.read_text())
+    assert formats, f"no log_format in {site}"
+    for fmt in formats:
+        assert not [leak for leak in NGINX_LEAKS if leak in fmt], fmt
+        assert "$uri" in fmt
+
+
+def test_gunicorn_access_log_carries_the_path_only():
+    namespace: dict = {}
+    exec((DEPLOY / "gunicorn.conf.py").read_text(), namespace)  # noqa: S102 (our own configuration file)
+    fmt = namespace["access_log_format"]
+    assert not [leak for leak in GUNICORN_LEAKS if leak in fmt], fmt
+    assert "%(U)s" in fmt
