@@ -35,7 +35,7 @@ def ask(peer: str, forwarded: str | None = None) -> int:
     extra = {"REMOTE_ADDR": peer}
     if forwarded is not None:
         extra["HTTP_X_FORWARDED_FOR"] = forwarded
-    return Client().post(TOKEN_URL, "{}", content_type="application/json", **extra).status_code
+    return Client(**extra).post(TOKEN_URL, "{}", content_type="application/json").status_code
 
 
 def test_clients_behind_the_trusted_proxy_have_a_bucket_each(two_per_minute):
