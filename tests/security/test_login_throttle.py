@@ -32,10 +32,10 @@ def two_per_minute(settings, db):
 
 def ask(peer: str, forwarded: str | None = None) -> int:
     """A token request with an empty body (400 when not throttled: the rate is counted before validation)."""
-    extra = {"REMOTE_ADDR": peer}
+    client = Client(REMOTE_ADDR=peer)
     if forwarded is not None:
-        extra["HTTP_X_FORWARDED_FOR"] = forwarded
-    return Client(**extra).post(TOKEN_URL, "{}", content_type="application/json").status_code
+        client.defaults["HTTP_X_FORWARDED_FOR"] = forwarded
+    return client.post(TOKEN_URL, "{}", content_type="application/json").status_code
 
 
 def test_clients_behind_the_trusted_proxy_have_a_bucket_each(two_per_minute):
