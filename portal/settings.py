@@ -230,6 +230,19 @@ AXES_LOCKOUT_CALLABLE = "portal.accounts.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "audit.recorder.client_ip"  # believes X-Forwarded-For only from TRUSTED_PROXIES
 AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail
 AXES_VERBOSE = False
+# A failed attempt keeps the request's GET and POST data (shown in the admin) with these fields' values
+# masked. The list replaces Axes' default (username, ip_address); the password is always masked. The
+# username stays in its own column, the lockout's key.
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "password",
+    "otp",  # a TOTP code or a single-use recovery code
+    "token",
+    "code",
+    "recovery_code",
+    "csrfmiddlewaretoken",
+]
 # Per-user request rate on the API's data endpoints; beyond it, 429 with Retry-After (audited).
 API_USER_THROTTLE_RATE = envstr("PORTAL_API_USER_THROTTLE_RATE", "600/min")
 LOGIN_THROTTLE_RATE = envstr("LOGIN_THROTTLE_RATE", "30/min")

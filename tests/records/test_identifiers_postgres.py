@@ -7,6 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from portal.access import policy
 from portal.accounts.models import User
@@ -93,3 +94,64 @@ def test_resident_ids_stay_unique_through_their_hash(demo):
     twin.resident_id = consumer.resident_id.lower()  # the same number, typed differently
     with pytest.raises(IntegrityError), transaction.atomic():
         twin.save()
+
+
+# Identifiers in clear of consumers loaded before encryption; distinctive enough not to occur by chance.
+PLAINTEXT_ERA = [
+    ("C0PLAINTEXT000001", "51010819870611937X", "13987650123"),
+    ("C0PLAINTEXT000002", "44030519920304521X", "15823456701"),
+]
+
+
+def relation_files() -> bytes:
+    """The bytes of the consumer table's data files on disk: the table, its TOAST table and its indexes
+    (each small enough here to be one segment file), after a checkpoint has written every page out."""
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
+        cursor.execute(
+            "SELECT pg_read_binary_file(pg_relation_filepath(c.oid)) FROM pg_class c "
+            "WHERE c.oid = 'records_consumer'::regclass "
+            "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'records_consumer'::regclass) "
+            "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'records_consumer'::regclass)"
+        )
+        return b"".join(bytes(row[0]) for row in cursor.fetchall())
+
+
+@pytest.fixture
+def loaded_before_encryption(transactional_db):
+    """Consumers loaded while identifiers were stored in clear (records at 0003), then the migrations up to
+    the last one before the purge run over them. Every app is migrated to its latest state at the end."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if not cursor.fetchone()[0]:
+            pytest.skip("reading the table's files on disk needs a superuser (pg_read_binary_file)")
+    MigrationExecutor(connection).migrate([("records", "0003_consumer_identifiers_encrypted")])
+    try:
+        with connection.cursor() as cursor:
+            for public_id, resident_id, phone in PLAINTEXT_ERA:
+                cursor.execute(
+                    "INSERT INTO records_consumer (public_id, name, resident_id, phone, province, city, "
+                    "birth_year, joined_on, status) VALUES (%s, 'Zhang San', %s, %s, 'Sichuan', 'Chengdu', "
+                    "1987, '2020-01-02', 'active')",
+                    [public_id, resident_id, phone],
+                )
+        MigrationExecutor(connection).migrate([("records", "0006_transaction_monthly_partitions")])
+        yield
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_no_plaintext_identifier_is_left_in_the_consumer_tables_files(loaded_before_encryption):
+    # The encryption migrations leave the numbers on disk: old row versions, and dropped columns' bytes.
+    before = relation_files()
+    assert all(rid.encode() in before and phone.encode() in before for _, rid, phone in PLAINTEXT_ERA)
+
+    MigrationExecutor(connection).migrate([("records", "0007_consumer_plaintext_purged")])
+
+    after = relation_files()
+    for public_id, resident_id, phone in PLAINTEXT_ERA:
+        assert resident_id.encode() not in after and phone.encode() not in after
+        assert public_id.encode() in after  # the rows are there, readable
+        consumer = Consumer.objects.get(public_id=public_id)
+        assert (consumer.resident_id, consumer.phone) == (resident_id, phone)
