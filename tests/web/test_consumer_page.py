@@ -14,6 +14,7 @@ from portal.access import masking, services
 from portal.access.models import AccessGrant
 from portal.accounts.models import User
 from portal.records.models import Consumer, Transaction
+from scoring.models import MAX_SCORE, MIN_SCORE
 from tests.web.conftest import CCF, DELTA
 
 
@@ -166,3 +167,22 @@ def test_dashboard_query_count_is_fixed(client_for, world, django_assert_num_que
     # 8 recent activity, 9-11 the audit event (SAVEPOINT, INSERT, RELEASE).
     with django_assert_num_queries(11):
         assert client.get("/dashboard/").status_code == 200
+
+
+@pytest.mark.postgres
+def test_consumer_list_shows_scores_only_under_view_scores(client_for, world):
+    approve_pending_of("regulator2")  # view_masked_records on the Yangtze River Delta, no view_scores
+    listing = client_for("regulator2").get("/consumers/")
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    rows = re.findall(r"<tr>\s*<td><a href=\"/consumers/(C[0-9A-Z]{16})/\">.*?</tr>", html, re.S)
+    assert rows
+    scored = Consumer.objects.filter(public_id__in=rows, current_score__isnull=False)
+    assert scored.exists()
+    cells = re.findall(r'<td class="num"[^>]*>(.*?)</td>', html, re.S)
+    assert len(cells) == len(rows) and set(cells) == {"—"}
+    assert 'data-field="score"' not in html
+    # Under view_scores the same list shows each row's score.
+    full = client_for("regulator").get("/consumers/").content.decode()
+    shown = re.findall(r'<td class="num" data-field="score">(\d+)</td>', full)
+    assert shown and all(MIN_SCORE <= int(s) <= MAX_SCORE for s in shown)

@@ -100,7 +100,7 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
             wanted = Permission.VIEW_RECORDS
         else:
             consumers, status = consumers.none(), 400
-    consumers = policy.with_full_records_flag(scope, consumers)
+    consumers = policy.with_scores_flag(scope, policy.with_full_records_flag(scope, consumers))
     try:
         page = CONSUMER_PAGES.paginate(consumers, request.GET.get("cursor"))
     except BadCursor:
@@ -108,7 +108,11 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
     rows = []
     for consumer in page.results:
         identity = masking.identity(consumer, masked=not consumer.full_records)
-        rows.append({"consumer": consumer, **identity})
+        # A score only where view_scores covers the row, as on the consumer page and in the API.
+        score = consumer.current_score if consumer.scores_visible else None
+        rows.append(
+            {"consumer": consumer, "score": score, "scores_visible": consumer.scores_visible, **identity}
+        )
     note.subjects = [c.public_id for c in page.results]
     pages.attribute(request, policy.grant_for_list(scope, wanted))
     return render(
