@@ -120,18 +120,53 @@ def test_transactions_filter_by_kind_and_page_without_overlap(client_for, world,
     assert only.count("<td>Repayment</td>") == len(rows(only))
 
 
+def shown_transactions(html: str) -> list[str]:
+    return re.findall(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d)</td>", html)
+
+
 @pytest.mark.postgres
-def test_bad_filters_and_cursors_are_errors_on_the_page_not_500(client_for, world):
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"since": "2026-05-01", "until": "2026-01-01"}, "The end date must not come before the start date."),
+        ({"since": "yesterday"}, "Enter a valid date."),
+        ({"kind": "bribe"}, "Select a valid choice."),
+        ({"since": "0001-01-01"}, "This date is out of range."),
+        ({"until": "9999-12-31"}, "This date is out of range."),
+        ({"cursor": "forged"}, "not valid any more"),
+    ],
+)
+def test_bad_filters_and_cursors_are_errors_on_the_page_not_500(client_for, world, query, message):
+    """The page still shows (and the trail records, as allowed) the profile, but no transactions."""
     consumer = world.consumer_in(CCF)
-    client = client_for("regulator")
+    assert Transaction.objects.filter(consumer=consumer).exists()
     url = f"/consumers/{consumer.public_id}/"
-    response = client.get(url, {"since": "2026-05-01", "until": "2026-01-01"})
-    assert response.status_code == 400
-    assert "The end date must not come before the start date." in response.content.decode()
-    assert client.get(url, {"since": "yesterday"}).status_code == 400
-    assert client.get(url, {"kind": "bribe"}).status_code == 400
-    response = client.get(url, {"cursor": "forged"})
-    assert response.status_code == 400 and "not valid any more" in response.content.decode()
+    response = client_for("regulator").get(url, query)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert message in html
+    assert consumer.name in html  # the profile is shown ...
+    assert shown_transactions(html) == []  # ... the transactions are not
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.status) == ("consumer.read", "allowed", 200)
+    assert [s.public_id for s in event.subjects.all()] == [consumer.public_id]
+    assert event.row_count == 0
+
+
+@pytest.mark.postgres
+def test_out_of_range_dates_are_shown_next_to_their_field(client_for, world):
+    consumer = world.consumer_in(CCF)
+    html = (
+        client_for("regulator")
+        .get(f"/consumers/{consumer.public_id}/", {"since": "0001-01-01"})
+        .content.decode()
+    )
+    assert re.search(
+        r'<div class="field has-error">\s*<label for="id_since">.*?<ul class="errorlist[^>]*>\s*'
+        r"<li>This date is out of range.</li>",
+        html,
+        re.S,
+    )
 
 
 def consumer_page_queries(client, url: str) -> list[str]:

@@ -134,18 +134,16 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     # Attributed to the grant that let the page be what it is: full records when shown unmasked.
     pages.attribute(request, access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS])
     scope = pages.scope(request)
+    # A refused filter or cursor is shown next to its field on the page, which still shows (and the trail
+    # records, as allowed) the profile it discloses, but no transactions: what is served is what is recorded.
     filters = TransactionFilterForm(request.GET)
-    status = 200
     transactions = Transaction.objects.filter(consumer=consumer).select_related("account", "merchant")
-    if filters.is_valid():
-        transactions = filters.apply(transactions)
-    else:
-        transactions, status = transactions.none(), 400
+    transactions = filters.apply(transactions) if filters.is_valid() else transactions.none()
     cursor_error = False
     try:
         page = TRANSACTION_PAGES.paginate(transactions, request.GET.get("cursor"))
     except BadCursor:
-        page, status, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), 400, True
+        page, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), True
     note.row_count = len(page.results)
     segments = [
         m.segment
@@ -182,5 +180,4 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "access_log": access_log,
             "grant": access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS],
         },
-        status=status,
     )
