@@ -3,6 +3,7 @@ caller's scope from the access policy (once per request), and the request's audi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
@@ -10,11 +11,14 @@ from typing import Any, cast
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
+from audit.models import AuditEvent
 from audit.recorder import AuditNote, note_for
 from portal.access import policy
 from portal.access.models import AccessGrant
 from portal.accounts.models import Role, User
+from portal.api.throttles import UserDataThrottle
 
 REGULATOR, SHAREHOLDER, COMPLIANCE, AUDITOR, ADMIN = (
     Role.REGULATOR,
@@ -38,6 +42,10 @@ GATES: dict[str, frozenset[str]] = {
     "scoring_runs_read": frozenset({COMPLIANCE, AUDITOR}),
     "scoring_runs_start": frozenset({COMPLIANCE}),
 }
+
+# Pages of these gates serve consumer data: they count against the same per-user budget as the API
+# (API_USER_THROTTLE_RATE, one bucket per user in the shared cache).
+THROTTLED_GATES = frozenset({"records"})
 
 # Where each role starts.
 HOME: dict[str, str] = {
@@ -64,11 +72,28 @@ def page(gate: str, action: str) -> Callable:
                 return redirect_to_login(request.get_full_path())
             if cast(User, request.user).role not in GATES[gate]:
                 raise PermissionDenied
+            if gate in THROTTLED_GATES:
+                refused = _throttled(request)
+                if refused is not None:
+                    return refused
             return view(request, *args, **kwargs)
 
         return wrapped
 
     return decorate
+
+
+def _throttled(request: HttpRequest) -> HttpResponse | None:
+    """None within the user's rate; over it, 429 with Retry-After, recorded as a refused `web.throttled`."""
+    throttle = UserDataThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    audit = note_for(request)
+    audit.action, audit.outcome = "web.throttled", AuditEvent.Outcome.DENIED
+    seconds = max(1, math.ceil(throttle.wait() or 1))
+    response = render(request, "429.html", {"seconds": seconds}, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 def user_of(request: HttpRequest) -> User:
