@@ -4,10 +4,12 @@ paging and filters, and a query count that does not grow with the page size."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from portal.access import masking, services
@@ -221,3 +223,53 @@ def test_consumer_list_shows_scores_only_under_view_scores(client_for, world):
     full = client_for("regulator").get("/consumers/").content.decode()
     shown = re.findall(r'<td class="num" data-field="score">(\d+)</td>', full)
     assert shown and all(MIN_SCORE <= int(s) <= MAX_SCORE for s in shown)
+
+
+@pytest.mark.postgres
+def test_dashboard_shows_only_grants_in_force_as_live(client_for, world):
+    live = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    now = timezone.now()
+    compliance = User.objects.get(username="compliance")
+
+    def copy(reference: str, **changes) -> AccessGrant:
+        fields = {
+            "grantee_organisation": live.grantee_organisation,
+            "segment": live.segment,
+            "permissions": live.permissions,
+            "purpose": live.purpose,
+            "legal_basis": live.legal_basis,
+            "requested_by": live.requested_by,
+            "decided_by": compliance,
+            "decided_at": now - timedelta(days=40),
+            "status": AccessGrant.Status.APPROVED,
+            "valid_from": now - timedelta(days=40),
+            "valid_until": now + timedelta(days=90),
+        }
+        return AccessGrant.objects.create(case_reference=reference, **{**fields, **changes})
+
+    # Past its end, not yet marked expired by the periodic task: approved, but not in force.
+    ended = copy("ENDED", valid_until=now - timedelta(days=2))
+    later = copy("LATER", valid_from=now + timedelta(days=10))
+    revoked = copy(
+        "REVOKED",
+        status=AccessGrant.Status.REVOKED,
+        revoked_by=compliance,
+        revoked_at=now - timedelta(days=1),
+    )
+    html = client_for("regulator").get("/dashboard/").content.decode()
+
+    def row(grant: AccessGrant) -> str:
+        found = re.search(rf"<tr>\s*<td>#{grant.pk}</td>.*?</tr>", html, re.S)
+        assert found, grant.case_reference
+        return found.group(0)
+
+    assert 'data-state="active">In force<' in row(live)
+    assert re.search(r'<td class="num">\d+<br>', row(live))  # days left
+    for grant, state, label in (
+        (ended, "expired", "Expired"),
+        (later, "pending", "Not yet in force"),
+        (revoked, "revoked", "Revoked"),
+    ):
+        assert f'data-state="{state}">{label}<' in row(grant), grant.case_reference
+        assert '<td class="num">—<br>' in row(grant), grant.case_reference  # no days left
+    assert html.count('data-state="active"') == 1

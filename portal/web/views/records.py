@@ -9,6 +9,7 @@ from django.db.models import Avg, Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit import selectors as audit_selectors
 from portal.access import masking, policy
@@ -25,6 +26,7 @@ TRANSACTION_PAGES = Keyset("-occurred_at", "-id")
 SCORE_HISTORY_POINTS = 24
 ACCESS_LOG_ROWS = 20
 RECENT_ACTIVITY_ROWS = 10
+RECENTLY_ENDED = timedelta(days=30)  # ended grants stay on the dashboard this long, marked as ended
 
 
 def _organisation_grants(request: HttpRequest):
@@ -32,6 +34,19 @@ def _organisation_grants(request: HttpRequest):
     return AccessGrant.objects.filter(
         Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
     ).select_related("segment", "consumer", "grantee_organisation", "grantee_user")
+
+
+def _grant_state(grant: AccessGrant, now) -> tuple[str, str]:
+    """The dashboard's word for a grant: (badge class, label)."""
+    if grant.in_force:
+        return "active", _("In force")
+    if grant.status == AccessGrant.Status.REQUESTED:
+        return "requested", grant.get_status_display()
+    if grant.status == AccessGrant.Status.REVOKED:
+        return "revoked", grant.get_status_display()
+    if grant.status == AccessGrant.Status.APPROVED and grant.valid_from > now:
+        return "pending", _("Not yet in force")
+    return "expired", AccessGrant.Status.EXPIRED.label
 
 
 @pages.page("dashboard", "web.dashboard")
@@ -43,14 +58,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = pages.user_of(request)
     now = timezone.now()
     scope = pages.scope(request)
+    recently = now - RECENTLY_ENDED
+    status = AccessGrant.Status
     grants = list(
         _organisation_grants(request)
-        .filter(status__in=[AccessGrant.Status.APPROVED, AccessGrant.Status.REQUESTED], valid_until__gt=now)
+        .filter(
+            Q(status=status.REQUESTED, valid_until__gt=now)
+            | Q(status__in=[status.APPROVED, status.EXPIRED], valid_until__gt=recently)
+            | Q(status=status.REVOKED, revoked_at__gt=recently)
+        )
         .order_by("valid_until", "pk")
     )
     for grant in grants:
-        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1))
+        # Only a grant the access policy counts right now is live; an approved grant past its end (before the
+        # periodic expiry marks it) or not yet started is shown as such, with no days left.
         grant.in_force = grant.pk in scope.grants
+        grant.state, grant.state_label = _grant_state(grant, now)
+        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1)) if grant.in_force else None
     segments = list(
         policy.visible_segments(scope, Permission.VIEW_AGGREGATES)
         .annotate(size=Count("memberships"), average_score=Avg("memberships__consumer__current_score"))
