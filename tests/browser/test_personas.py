@@ -46,7 +46,13 @@ def test_regulator_walks_dashboard_consumer_and_grant_pages(sign_in, demo_world)
     assert page.url.endswith("/dashboard/")
     screenshot(page, "en", "regulator-dashboard")
     assert page.get_by_role("heading", name="Grants and requests").is_visible()
-    assert "PBC" not in page.locator("main").inner_text() or True
+    # The organisation's grant is live, with its days left; a grant's case reference is not shown here.
+    live = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    grants_card = page.locator("main .card:has(h2:text('Grants and requests'))")
+    live_row = grants_card.locator("tbody tr", has_text=f"#{live.pk}")
+    expect(live_row.locator("[data-state=active]")).to_have_text("In force")
+    assert live_row.locator("td.num").inner_text().split()[0].isdigit()
+    assert live.case_reference not in grants_card.inner_text()
     assert rows(page, "main .card:has(h2:text('Segments in scope')) tbody tr") == 1
 
     page.fill("#id_q", inside.resident_id)
