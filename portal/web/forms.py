@@ -229,6 +229,8 @@ class GrantRequestForm(forms.Form):
         valid_from = _start_of(data["valid_from"]) if data.get("valid_from") else now
         if data.get("valid_from") and _end_of(data["valid_from"]) < now:
             self.add_error("valid_from", _("A grant cannot start in the past."))
+        elif valid_from > now + services.MAX_GRANT_LENGTH:
+            self.add_error("valid_from", _("A grant may start at most one year ahead."))
         until = data.get("valid_until")
         if until is not None:
             valid_until = _end_of(until)

@@ -29,6 +29,7 @@ SERVICE_MESSAGES = (
     gettext_noop("This grant's end has passed; it can only be rejected."),
     gettext_noop("Only a compliance officer decides on grants."),
     gettext_noop("Say why the grant is revoked."),
+    gettext_noop("A grant may start at most one year ahead."),
 )
 STATE_MESSAGES = {
     "approve": gettext_noop("Only a requested grant can be approved."),
