@@ -1,5 +1,6 @@
-"""What every page view shares: the role gate (SPEC §6: 403 for a role that may never use a page), the
-caller's scope from the access policy (once per request), and the request's audit note."""
+"""What every page view shares: the role gate (SPEC §6, the table in portal.access.gates: 403 for a role that
+may never use a page), the per-user data rate, the caller's scope from the access policy (once per request),
+and the request's audit note."""
 
 from __future__ import annotations
 
@@ -16,32 +17,10 @@ from django.shortcuts import render
 from audit.models import AuditEvent
 from audit.recorder import AuditNote, note_for
 from portal.access import policy
+from portal.access.gates import ADMIN, AUDITOR, COMPLIANCE, REGULATOR, SHAREHOLDER, allows
 from portal.access.models import AccessGrant
-from portal.accounts.models import Role, User
+from portal.accounts.models import User
 from portal.api.throttles import UserDataThrottle
-
-REGULATOR, SHAREHOLDER, COMPLIANCE, AUDITOR, ADMIN = (
-    Role.REGULATOR,
-    Role.SHAREHOLDER,
-    Role.COMPLIANCE,
-    Role.AUDITOR,
-    Role.ADMIN,
-)
-EVERYONE = frozenset(Role)
-
-# The web's gates, the same families as the API's role table.
-GATES: dict[str, frozenset[str]] = {
-    "dashboard": frozenset({REGULATOR}),
-    "records": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),
-    "segments": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),
-    "grants_read": EVERYONE,
-    "grants_request": frozenset({REGULATOR, COMPLIANCE}),
-    "grants_decide": frozenset({COMPLIANCE}),
-    "audit": frozenset({AUDITOR}),
-    "audit_checkpoints": frozenset({REGULATOR, AUDITOR}),
-    "scoring_runs_read": frozenset({COMPLIANCE, AUDITOR}),
-    "scoring_runs_start": frozenset({COMPLIANCE}),
-}
 
 # Pages of these gates serve consumer data: they count against the same per-user budget as the API
 # (API_USER_THROTTLE_RATE, one bucket per user in the shared cache).
@@ -70,7 +49,7 @@ def page(gate: str, action: str) -> Callable:
             note_for(request).action = action
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if cast(User, request.user).role not in GATES[gate]:
+            if not allows(gate, cast(User, request.user).role):
                 raise PermissionDenied
             if gate in THROTTLED_GATES:
                 refused = _throttled(request)

@@ -10,7 +10,9 @@ from django.core.cache import cache
 from django.test import Client, RequestFactory
 
 from audit.models import AuditEvent
-from portal.accounts.models import User
+from portal.access import gates
+from portal.access.selectors import grants_for
+from portal.accounts.models import Role, User
 from portal.api.throttles import UserDataThrottle
 from portal.records.models import Consumer
 from tests.web.conftest import CCF, DELTA
@@ -184,3 +186,25 @@ def test_consumer_pages_share_the_api_per_user_rate(client_for, world, settings)
         assert client_for("regulator2").get("/consumers/").status_code == 200
     finally:
         cache.delete(user_key)
+
+
+@pytest.mark.postgres
+def test_web_pages_and_the_api_read_one_role_table(client_for, world, monkeypatch):
+    """Narrowing a gate in the one table closes both the page and the endpoint it guards."""
+    consumer = world.consumer_in(CCF)
+    client = client_for("regulator")
+    assert client.get(f"/consumers/{consumer.public_id}/").status_code == 200
+    assert client.get(f"/api/v1/consumers/{consumer.public_id}/").status_code == 200
+    monkeypatch.setitem(gates.GATES, "records", frozenset({Role.SHAREHOLDER}))
+    assert client.get(f"/consumers/{consumer.public_id}/").status_code == 403
+    assert client.get(f"/api/v1/consumers/{consumer.public_id}/").status_code == 403
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("username", ["regulator", "regulator2", "shareholder", "compliance", "auditor"])
+def test_grant_screens_and_the_api_list_the_same_grants(client_for, world, username):
+    expected = set(grants_for(User.objects.get(username=username)).values_list("pk", flat=True))
+    client = client_for(username)
+    listed = {grant["id"] for grant in client.get("/api/v1/grants/?page_size=200").json()["results"]}
+    shown = {int(pk) for pk in re.findall(r'data-grant-id="(\d+)"', client.get("/grants/").content.decode())}
+    assert listed == shown == expected
