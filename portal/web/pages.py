@@ -65,7 +65,8 @@ def page(gate: str, action: str) -> Callable:
 def _throttled(request: HttpRequest) -> HttpResponse | None:
     """None within the user's rate; over it, 429 with Retry-After, recorded as a refused `web.throttled`."""
     throttle = UserDataThrottle()
-    if throttle.allow_request(request, None):
+    # DRF's user throttle reads only `request.user` (and the client address): a Django request will do.
+    if throttle.allow_request(cast(Any, request), cast(Any, None)):
         return None
     audit = note_for(request)
     audit.action, audit.outcome = "web.throttled", AuditEvent.Outcome.DENIED

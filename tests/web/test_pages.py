@@ -4,6 +4,7 @@ Content-Security-Policy allows (no inline script, style or event handler)."""
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 import pytest
 from django.core.cache import cache
@@ -161,7 +162,7 @@ def test_consumer_pages_share_the_api_per_user_rate(client_for, world, settings)
     user = User.objects.get(username="regulator")
     request = RequestFactory().get("/")
     request.user = user
-    user_key = UserDataThrottle().get_cache_key(request, None)
+    user_key = UserDataThrottle().get_cache_key(cast(Any, request), cast(Any, None))
     cache.delete(user_key)
     try:
         client = client_for("regulator")
@@ -182,7 +183,7 @@ def test_consumer_pages_share_the_api_per_user_rate(client_for, world, settings)
         # Another user's budget is their own.
         other = User.objects.get(username="regulator2")
         request.user = other
-        cache.delete(UserDataThrottle().get_cache_key(request, None))
+        cache.delete(UserDataThrottle().get_cache_key(cast(Any, request), cast(Any, None)))
         assert client_for("regulator2").get("/consumers/").status_code == 200
     finally:
         cache.delete(user_key)

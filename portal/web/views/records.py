@@ -3,7 +3,7 @@ from the access policy and every page tells the audit trail whose data it showed
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Avg, Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -36,17 +36,17 @@ def _organisation_grants(request: HttpRequest):
     ).select_related("segment", "consumer", "grantee_organisation", "grantee_user")
 
 
-def _grant_state(grant: AccessGrant, now) -> tuple[str, str]:
+def _grant_state(grant: AccessGrant, in_force: bool, now: datetime) -> tuple[str, str]:
     """The dashboard's word for a grant: (badge class, label)."""
-    if grant.in_force:
-        return "active", _("In force")
+    if in_force:
+        return "active", str(_("In force"))
     if grant.status == AccessGrant.Status.REQUESTED:
         return "requested", grant.get_status_display()
     if grant.status == AccessGrant.Status.REVOKED:
         return "revoked", grant.get_status_display()
     if grant.status == AccessGrant.Status.APPROVED and grant.valid_from > now:
-        return "pending", _("Not yet in force")
-    return "expired", AccessGrant.Status.EXPIRED.label
+        return "pending", str(_("Not yet in force"))
+    return "expired", str(AccessGrant.Status.EXPIRED.label)
 
 
 @pages.page("dashboard", "web.dashboard")
@@ -73,7 +73,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         # Only a grant the access policy counts right now is live; an approved grant past its end (before the
         # periodic expiry marks it) or not yet started is shown as such, with no days left.
         grant.in_force = grant.pk in scope.grants
-        grant.state, grant.state_label = _grant_state(grant, now)
+        grant.state, grant.state_label = _grant_state(grant, grant.in_force, now)
         grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1)) if grant.in_force else None
     segments = list(
         policy.visible_segments(scope, Permission.VIEW_AGGREGATES)
