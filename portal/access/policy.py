@@ -272,3 +272,12 @@ def with_full_records_flag(scope: Scope, consumers: QuerySet[Consumer]) -> Query
     if condition is None:
         return consumers.annotate(full_records=Value(False, output_field=BooleanField()))
     return consumers.annotate(full_records=ExpressionWrapper(condition, output_field=BooleanField()))
+
+
+def with_scores_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
+    """Annotate `scores_visible`: whether the user holds view_scores on each row (a list shows a consumer's
+    score only then, as the consumer page and the API do)."""
+    condition = _consumer_condition(scope, Permission.VIEW_SCORES, "pk")
+    if condition is None:
+        return consumers.annotate(scores_visible=Value(False, output_field=BooleanField()))
+    return consumers.annotate(scores_visible=ExpressionWrapper(condition, output_field=BooleanField()))

@@ -128,6 +128,9 @@ def grant_request_check(
             raise GrantError(field, "This field is required.")
     if valid_from < now - START_TOLERANCE:
         raise GrantError("valid_from", "A grant cannot start in the past.")
+    if valid_from > now + MAX_GRANT_LENGTH:
+        # Without this a far-off start with an end close behind it passes the length cap.
+        raise GrantError("valid_from", "A grant may start at most one year ahead.")
     if valid_until <= valid_from:
         raise GrantError("valid_until", "The end must come after the start.")
     if valid_until - valid_from > MAX_GRANT_LENGTH:

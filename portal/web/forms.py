@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
 
 from django import forms
@@ -85,6 +85,26 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+class DayField(forms.DateField):
+    """A day whose start and end can be stored and compared as moments: the calendar's first and last days
+    cannot (local midnight of 0001-01-01 lies before the first UTC moment, 9999-12-31 has no next day), so
+    they are refused next to the field rather than failing the query."""
+
+    widget = DateInput
+    default_error_messages = {"out_of_range": _("This date is out of range.")}
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value in self.empty_values:
+            return
+        try:
+            next_day = value + timedelta(days=1)
+            _start_of(value).astimezone(UTC)
+            _start_of(next_day).astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range") from None
+
+
 def _start_of(day) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
@@ -94,8 +114,8 @@ def _end_of(day) -> datetime:
 
 
 class TransactionFilterForm(forms.Form):
-    since = forms.DateField(label=_("From"), required=False, widget=DateInput)
-    until = forms.DateField(label=_("To"), required=False, widget=DateInput)
+    since = DayField(label=_("From"), required=False)
+    until = DayField(label=_("To"), required=False)
     kind = forms.ChoiceField(label=_("Kind"), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -150,11 +170,9 @@ class GrantRequestForm(forms.Form):
     purpose = forms.CharField(label=_("Purpose"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
     legal_basis = forms.CharField(label=_("Legal basis"), max_length=300)
     case_reference = forms.CharField(label=_("Case reference"), max_length=100)
-    valid_from = forms.DateField(
-        label=_("Valid from"), required=False, widget=DateInput, help_text=_("Empty: from approval on.")
-    )
-    valid_until = forms.DateField(
-        label=_("Valid until"), widget=DateInput, help_text=_("The end of this day; at most one year ahead.")
+    valid_from = DayField(label=_("Valid from"), required=False, help_text=_("Empty: from approval on."))
+    valid_until = DayField(
+        label=_("Valid until"), help_text=_("The end of this day; at most one year ahead.")
     )
     for_requester_only = forms.BooleanField(label=_("For me only, not my organisation"), required=False)
 
@@ -211,6 +229,8 @@ class GrantRequestForm(forms.Form):
         valid_from = _start_of(data["valid_from"]) if data.get("valid_from") else now
         if data.get("valid_from") and _end_of(data["valid_from"]) < now:
             self.add_error("valid_from", _("A grant cannot start in the past."))
+        elif valid_from > now + services.MAX_GRANT_LENGTH:
+            self.add_error("valid_from", _("A grant may start at most one year ahead."))
         until = data.get("valid_until")
         if until is not None:
             valid_until = _end_of(until)
@@ -247,8 +267,8 @@ class EventFilterForm(forms.Form):
     consumer = forms.CharField(label=_("Consumer public id"), required=False, max_length=32)
     action = forms.CharField(label=_("Action"), required=False, max_length=100)
     outcome = forms.ChoiceField(label=_("Outcome"), required=False)
-    since = forms.DateField(label=_("From"), required=False, widget=DateInput)
-    until = forms.DateField(label=_("To"), required=False, widget=DateInput)
+    since = DayField(label=_("From"), required=False)
+    until = DayField(label=_("To"), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,8 +1,10 @@
-"""What every page view shares: the role gate (SPEC §6: 403 for a role that may never use a page), the
-caller's scope from the access policy (once per request), and the request's audit note."""
+"""What every page view shares: the role gate (SPEC §6, the table in portal.access.gates: 403 for a role that
+may never use a page), the per-user data rate, the caller's scope from the access policy (once per request),
+and the request's audit note."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
@@ -10,34 +12,19 @@ from typing import Any, cast
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
+from audit.models import AuditEvent
 from audit.recorder import AuditNote, note_for
 from portal.access import policy
+from portal.access.gates import ADMIN, AUDITOR, COMPLIANCE, REGULATOR, SHAREHOLDER, allows
 from portal.access.models import AccessGrant
-from portal.accounts.models import Role, User
+from portal.accounts.models import User
+from portal.api.throttles import UserDataThrottle
 
-REGULATOR, SHAREHOLDER, COMPLIANCE, AUDITOR, ADMIN = (
-    Role.REGULATOR,
-    Role.SHAREHOLDER,
-    Role.COMPLIANCE,
-    Role.AUDITOR,
-    Role.ADMIN,
-)
-EVERYONE = frozenset(Role)
-
-# The web's gates, the same families as the API's role table.
-GATES: dict[str, frozenset[str]] = {
-    "dashboard": frozenset({REGULATOR}),
-    "records": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),
-    "segments": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),
-    "grants_read": EVERYONE,
-    "grants_request": frozenset({REGULATOR, COMPLIANCE}),
-    "grants_decide": frozenset({COMPLIANCE}),
-    "audit": frozenset({AUDITOR}),
-    "audit_checkpoints": frozenset({REGULATOR, AUDITOR}),
-    "scoring_runs_read": frozenset({COMPLIANCE, AUDITOR}),
-    "scoring_runs_start": frozenset({COMPLIANCE}),
-}
+# Pages of these gates serve consumer data: they count against the same per-user budget as the API
+# (API_USER_THROTTLE_RATE, one bucket per user in the shared cache).
+THROTTLED_GATES = frozenset({"records"})
 
 # Where each role starts.
 HOME: dict[str, str] = {
@@ -62,13 +49,31 @@ def page(gate: str, action: str) -> Callable:
             note_for(request).action = action
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if cast(User, request.user).role not in GATES[gate]:
+            if not allows(gate, cast(User, request.user).role):
                 raise PermissionDenied
+            if gate in THROTTLED_GATES:
+                refused = _throttled(request)
+                if refused is not None:
+                    return refused
             return view(request, *args, **kwargs)
 
         return wrapped
 
     return decorate
+
+
+def _throttled(request: HttpRequest) -> HttpResponse | None:
+    """None within the user's rate; over it, 429 with Retry-After, recorded as a refused `web.throttled`."""
+    throttle = UserDataThrottle()
+    # DRF's user throttle reads only `request.user` (and the client address): a Django request will do.
+    if throttle.allow_request(cast(Any, request), cast(Any, None)):
+        return None
+    audit = note_for(request)
+    audit.action, audit.outcome = "web.throttled", AuditEvent.Outcome.DENIED
+    seconds = max(1, math.ceil(throttle.wait() or 1))
+    response = render(request, "429.html", {"seconds": seconds}, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 def user_of(request: HttpRequest) -> User:

@@ -195,6 +195,14 @@ def test_a_segment_grant_costs_one_row_per_permission_not_per_consumer(demo):
         ({"valid_until": timezone.now() + timedelta(days=400)}, "valid_until"),
         ({"valid_until": timezone.now() - timedelta(days=1)}, "valid_until"),
         ({"valid_from": timezone.now() - timedelta(days=2)}, "valid_from"),
+        # A far-off start with its end close behind stays within the length cap, but not the start cap.
+        (
+            {
+                "valid_from": timezone.now() + timedelta(days=400),
+                "valid_until": timezone.now() + timedelta(days=401),
+            },
+            "valid_from",
+        ),
         ({"permissions": []}, "permissions"),
         ({"permissions": ["delete_everything"]}, "permissions"),
         ({"purpose": "  "}, "purpose"),

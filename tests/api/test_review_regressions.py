@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from portal.access import services
@@ -149,3 +152,28 @@ def test_segment_sizes_are_suppressed_when_small(api, demo):
     services.grant_approve(grant=grant, approver=User.objects.get(username="compliance2"))
     sizes = {s["id"]: s["size"] for s in api("shareholder").get("/api/v1/segments/").json()["results"]}
     assert sizes[segment.pk] is None
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until"),
+    [("9999-12-31T00:00:00+08:00", "9999-12-31T23:59:59+08:00"), ("+400", "+401")],
+)
+def test_a_grant_cannot_start_more_than_a_year_ahead(api, demo, valid_from, valid_until):
+    def moment(value: str) -> str:
+        if not value.startswith("+"):
+            return value
+        return (timezone.now() + timedelta(days=int(value[1:]))).isoformat()
+
+    body = {
+        "segment": demo.segment(CCF).pk,
+        "permissions": ["view_masked_records"],
+        "purpose": "Review.",
+        "legal_basis": "Mandate.",
+        "case_reference": "FAR-AHEAD",
+        "valid_from": moment(valid_from),
+        "valid_until": moment(valid_until),
+    }
+    response = api("regulator2").post("/api/v1/grants/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["valid_from"]
+    assert not AccessGrant.objects.filter(case_reference="FAR-AHEAD").exists()

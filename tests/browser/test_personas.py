@@ -13,6 +13,7 @@ from audit.checkpoints import checkpoint_publish
 from portal.access import masking
 from portal.access.models import AccessGrant
 from portal.records.models import Consumer, Segment
+from scoring.models import ScoreRun
 from tests.browser.conftest import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -46,7 +47,13 @@ def test_regulator_walks_dashboard_consumer_and_grant_pages(sign_in, demo_world)
     assert page.url.endswith("/dashboard/")
     screenshot(page, "en", "regulator-dashboard")
     assert page.get_by_role("heading", name="Grants and requests").is_visible()
-    assert "PBC" not in page.locator("main").inner_text() or True
+    # The organisation's grant is live, with its days left; a grant's case reference is not shown here.
+    live = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    grants_card = page.locator("main .card:has(h2:text('Grants and requests'))")
+    live_row = grants_card.locator("tbody tr", has_text=f"#{live.pk}")
+    expect(live_row.locator("[data-state=active]")).to_have_text("In force")
+    assert live_row.locator("td.num").inner_text().split()[0].isdigit()
+    assert live.case_reference not in grants_card.inner_text()
     assert rows(page, "main .card:has(h2:text('Segments in scope')) tbody tr") == 1
 
     page.fill("#id_q", inside.resident_id)
@@ -252,6 +259,42 @@ def test_score_run_progress_updates_live(sign_in, demo_world, request):
     assert row.locator("progress").evaluate("bar => bar.value") == 1
     assert page.evaluate("() => window.unreloaded === true")  # updated in place, not reloaded
     screenshot(page, "en", "compliance-score-run-finished")
+
+
+def test_score_run_progress_is_polled_every_five_seconds_only_while_a_run_is_running(sign_in, demo_world):
+    """On the page's own clock (Playwright's fake timers), so the test waits for nothing."""
+    page = sign_in("compliance")
+    page.clock.install()
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "progress.json" in request.url else None)
+    visit(page, demo_world, "/scoring/runs/", "en", "compliance-score-runs-idle")
+    expect(page.locator("table[data-progress-url]")).to_have_attribute("data-running", "false")
+    page.clock.run_for(60_000)
+    page.evaluate("() => true")
+    assert polls == []  # nothing running: no polling at all
+
+    page.select_option("#id_kind", "full")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"/scoring/runs/$"))
+    expect(page.locator("table[data-progress-url]")).to_have_attribute("data-running", "true")
+    page.clock.run_for(4_900)
+    page.evaluate("() => true")
+    assert polls == []  # not before five seconds
+    with page.expect_response(lambda response: "progress.json" in response.url):
+        page.clock.run_for(200)
+    assert len(polls) == 1
+    with page.expect_response(lambda response: "progress.json" in response.url):
+        page.clock.run_for(5_000)
+    assert len(polls) == 2
+
+    # Once no run is running, the script stops asking.
+    ScoreRun.objects.filter(status=ScoreRun.Status.RUNNING).update(status=ScoreRun.Status.FAILED)
+    with page.expect_response(lambda response: "progress.json" in response.url):
+        page.clock.run_for(5_000)
+    expect(page.locator("table[data-progress-url]")).to_have_attribute("data-running", "false")
+    page.clock.run_for(60_000)
+    page.evaluate("() => true")
+    assert len(polls) == 3
 
 
 # Words that may appear on a Chinese page: the currency code, algorithm and brand names in data.

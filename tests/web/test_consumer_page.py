@@ -4,16 +4,19 @@ paging and filters, and a query count that does not grow with the page size."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from portal.access import masking, services
 from portal.access.models import AccessGrant
 from portal.accounts.models import User
 from portal.records.models import Consumer, Transaction
+from scoring.models import MAX_SCORE, MIN_SCORE
 from tests.web.conftest import CCF, DELTA
 
 
@@ -119,18 +122,53 @@ def test_transactions_filter_by_kind_and_page_without_overlap(client_for, world,
     assert only.count("<td>Repayment</td>") == len(rows(only))
 
 
+def shown_transactions(html: str) -> list[str]:
+    return re.findall(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d)</td>", html)
+
+
 @pytest.mark.postgres
-def test_bad_filters_and_cursors_are_errors_on_the_page_not_500(client_for, world):
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"since": "2026-05-01", "until": "2026-01-01"}, "The end date must not come before the start date."),
+        ({"since": "yesterday"}, "Enter a valid date."),
+        ({"kind": "bribe"}, "Select a valid choice."),
+        ({"since": "0001-01-01"}, "This date is out of range."),
+        ({"until": "9999-12-31"}, "This date is out of range."),
+        ({"cursor": "forged"}, "not valid any more"),
+    ],
+)
+def test_bad_filters_and_cursors_are_errors_on_the_page_not_500(client_for, world, query, message):
+    """The page still shows (and the trail records, as allowed) the profile, but no transactions."""
     consumer = world.consumer_in(CCF)
-    client = client_for("regulator")
+    assert Transaction.objects.filter(consumer=consumer).exists()
     url = f"/consumers/{consumer.public_id}/"
-    response = client.get(url, {"since": "2026-05-01", "until": "2026-01-01"})
-    assert response.status_code == 400
-    assert "The end date must not come before the start date." in response.content.decode()
-    assert client.get(url, {"since": "yesterday"}).status_code == 400
-    assert client.get(url, {"kind": "bribe"}).status_code == 400
-    response = client.get(url, {"cursor": "forged"})
-    assert response.status_code == 400 and "not valid any more" in response.content.decode()
+    response = client_for("regulator").get(url, query)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert message in html
+    assert consumer.name in html  # the profile is shown ...
+    assert shown_transactions(html) == []  # ... the transactions are not
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.status) == ("consumer.read", "allowed", 200)
+    assert [s.public_id for s in event.subjects.all()] == [consumer.public_id]
+    assert event.row_count == 0
+
+
+@pytest.mark.postgres
+def test_out_of_range_dates_are_shown_next_to_their_field(client_for, world):
+    consumer = world.consumer_in(CCF)
+    html = (
+        client_for("regulator")
+        .get(f"/consumers/{consumer.public_id}/", {"since": "0001-01-01"})
+        .content.decode()
+    )
+    assert re.search(
+        r'<div class="field has-error">\s*<label for="id_since">.*?<ul class="errorlist[^>]*>\s*'
+        r"<li>This date is out of range.</li>",
+        html,
+        re.S,
+    )
 
 
 def consumer_page_queries(client, url: str) -> list[str]:
@@ -166,3 +204,72 @@ def test_dashboard_query_count_is_fixed(client_for, world, django_assert_num_que
     # 8 recent activity, 9-11 the audit event (SAVEPOINT, INSERT, RELEASE).
     with django_assert_num_queries(11):
         assert client.get("/dashboard/").status_code == 200
+
+
+@pytest.mark.postgres
+def test_consumer_list_shows_scores_only_under_view_scores(client_for, world):
+    approve_pending_of("regulator2")  # view_masked_records on the Yangtze River Delta, no view_scores
+    listing = client_for("regulator2").get("/consumers/")
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    rows = re.findall(r"<tr>\s*<td><a href=\"/consumers/(C[0-9A-Z]{16})/\">.*?</tr>", html, re.S)
+    assert rows
+    scored = Consumer.objects.filter(public_id__in=rows, current_score__isnull=False)
+    assert scored.exists()
+    cells = re.findall(r'<td class="num"[^>]*>(.*?)</td>', html, re.S)
+    assert len(cells) == len(rows) and set(cells) == {"—"}
+    assert 'data-field="score"' not in html
+    # Under view_scores the same list shows each row's score.
+    full = client_for("regulator").get("/consumers/").content.decode()
+    shown = re.findall(r'<td class="num" data-field="score">(\d+)</td>', full)
+    assert shown and all(MIN_SCORE <= int(s) <= MAX_SCORE for s in shown)
+
+
+@pytest.mark.postgres
+def test_dashboard_shows_only_grants_in_force_as_live(client_for, world):
+    live = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
+    now = timezone.now()
+    compliance = User.objects.get(username="compliance")
+
+    def copy(reference: str, **changes) -> AccessGrant:
+        fields = {
+            "grantee_organisation": live.grantee_organisation,
+            "segment": live.segment,
+            "permissions": live.permissions,
+            "purpose": live.purpose,
+            "legal_basis": live.legal_basis,
+            "requested_by": live.requested_by,
+            "decided_by": compliance,
+            "decided_at": now - timedelta(days=40),
+            "status": AccessGrant.Status.APPROVED,
+            "valid_from": now - timedelta(days=40),
+            "valid_until": now + timedelta(days=90),
+        }
+        return AccessGrant.objects.create(case_reference=reference, **{**fields, **changes})
+
+    # Past its end, not yet marked expired by the periodic task: approved, but not in force.
+    ended = copy("ENDED", valid_until=now - timedelta(days=2))
+    later = copy("LATER", valid_from=now + timedelta(days=10))
+    revoked = copy(
+        "REVOKED",
+        status=AccessGrant.Status.REVOKED,
+        revoked_by=compliance,
+        revoked_at=now - timedelta(days=1),
+    )
+    html = client_for("regulator").get("/dashboard/").content.decode()
+
+    def row(grant: AccessGrant) -> str:
+        found = re.search(rf"<tr>\s*<td>#{grant.pk}</td>.*?</tr>", html, re.S)
+        assert found, grant.case_reference
+        return found.group(0)
+
+    assert 'data-state="active">In force<' in row(live)
+    assert re.search(r'<td class="num">\d+<br>', row(live))  # days left
+    for grant, state, label in (
+        (ended, "expired", "Expired"),
+        (later, "pending", "Not yet in force"),
+        (revoked, "revoked", "Revoked"),
+    ):
+        assert f'data-state="{state}">{label}<' in row(grant), grant.case_reference
+        assert '<td class="num">—<br>' in row(grant), grant.case_reference  # no days left
+    assert html.count('data-state="active"') == 1

@@ -67,11 +67,30 @@ def test_regulator_requests_access_and_sees_it_waiting(client_for, world):
         ({"permissions": None}, "permissions", "This field is required."),
         ({"target_kind": "consumer", "consumer": "C123"}, "consumer", "Not a consumer public id."),
         ({"valid_from": "2020-01-01"}, "valid_from", "A grant cannot start in the past."),
+        (
+            {"valid_from": "9999-12-30", "valid_until": "9999-12-30"},
+            "valid_from",
+            "A grant may start at most one year ahead.",
+        ),
+        (
+            {"valid_from": "+400", "valid_until": "+401"},
+            "valid_from",
+            "A grant may start at most one year ahead.",
+        ),
+        (
+            {"valid_from": "9999-12-31", "valid_until": "9999-12-31"},
+            "valid_from",
+            "This date is out of range.",
+        ),
     ],
 )
 def test_bad_request_input_is_shown_next_to_its_field(client_for, world, changes, field, message):
-    if changes.get("valid_until") == "+400":
-        changes = {"valid_until": (timezone.localdate() + timedelta(days=400)).isoformat()}
+    changes = {
+        name: (timezone.localdate() + timedelta(days=int(value[1:]))).isoformat()
+        if isinstance(value, str) and value.startswith("+")
+        else value
+        for name, value in changes.items()
+    }
     response = client_for("regulator").post("/grants/request/", request_data(world, **changes))
     assert response.status_code == 400
     assert field_error(response.content.decode(), field) == message.replace("'", "&#x27;")

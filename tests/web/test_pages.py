@@ -4,11 +4,17 @@ Content-Security-Policy allows (no inline script, style or event handler)."""
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 import pytest
-from django.test import Client
+from django.core.cache import cache
+from django.test import Client, RequestFactory
 
 from audit.models import AuditEvent
+from portal.access import gates
+from portal.access.selectors import grants_for
+from portal.accounts.models import Role, User
+from portal.api.throttles import UserDataThrottle
 from portal.records.models import Consumer
 from tests.web.conftest import CCF, DELTA
 
@@ -145,3 +151,61 @@ def test_sign_in_and_out_through_the_login_page_are_audited(client_for, settings
     event = AuditEvent.objects.latest("id")
     assert (event.action, event.actor_username) == ("auth.logout", "regulator")
     assert client.get("/dashboard/").status_code == 302
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_consumer_pages_share_the_api_per_user_rate(client_for, world, settings):
+    """The web's consumer pages and the API count against one per-user budget in the shared cache; over it,
+    429 with Retry-After, recorded as a refused web.throttled."""
+    settings.API_USER_THROTTLE_RATE = "3/min"
+    user = User.objects.get(username="regulator")
+    request = RequestFactory().get("/")
+    request.user = user
+    user_key = UserDataThrottle().get_cache_key(cast(Any, request), cast(Any, None))
+    cache.delete(user_key)
+    try:
+        client = client_for("regulator")
+        consumer = world.consumer_in(CCF)
+        assert client.get("/api/v1/consumers/").status_code == 200  # the API's request counts too
+        assert client.get("/consumers/").status_code == 200
+        assert client.get(f"/consumers/{consumer.public_id}/").status_code == 200
+        refused = client.get(f"/consumers/{consumer.public_id}/")
+        assert refused.status_code == 429
+        assert 1 <= int(refused["Retry-After"]) <= 60
+        html = refused.content.decode()
+        assert "Too many requests" in html and consumer.name not in html
+        event = AuditEvent.objects.latest("id")
+        assert (event.action, event.outcome, event.status) == ("web.throttled", "denied", 429)
+        assert event.actor_username == "regulator" and not event.subjects.exists()
+        # Pages that serve no consumer data are not counted.
+        assert client.get("/grants/").status_code == 200
+        # Another user's budget is their own.
+        other = User.objects.get(username="regulator2")
+        request.user = other
+        cache.delete(UserDataThrottle().get_cache_key(cast(Any, request), cast(Any, None)))
+        assert client_for("regulator2").get("/consumers/").status_code == 200
+    finally:
+        cache.delete(user_key)
+
+
+@pytest.mark.postgres
+def test_web_pages_and_the_api_read_one_role_table(client_for, world, monkeypatch):
+    """Narrowing a gate in the one table closes both the page and the endpoint it guards."""
+    consumer = world.consumer_in(CCF)
+    client = client_for("regulator")
+    assert client.get(f"/consumers/{consumer.public_id}/").status_code == 200
+    assert client.get(f"/api/v1/consumers/{consumer.public_id}/").status_code == 200
+    monkeypatch.setitem(gates.GATES, "records", frozenset({Role.SHAREHOLDER}))
+    assert client.get(f"/consumers/{consumer.public_id}/").status_code == 403
+    assert client.get(f"/api/v1/consumers/{consumer.public_id}/").status_code == 403
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("username", ["regulator", "regulator2", "shareholder", "compliance", "auditor"])
+def test_grant_screens_and_the_api_list_the_same_grants(client_for, world, username):
+    expected = set(grants_for(User.objects.get(username=username)).values_list("pk", flat=True))
+    client = client_for(username)
+    listed = {grant["id"] for grant in client.get("/api/v1/grants/?page_size=200").json()["results"]}
+    shown = {int(pk) for pk in re.findall(r'data-grant-id="(\d+)"', client.get("/grants/").content.decode())}
+    assert listed == shown == expected

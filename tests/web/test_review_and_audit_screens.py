@@ -116,6 +116,23 @@ def test_event_search_filters_and_refuses_bad_input(client_for, world):
     assert event.action == "audit.events.read" and event.actor_username == "auditor"
 
 
+FIELD_ERROR = (
+    r'<div class="field has-error">\s*<label for="id_{field}">.*?'
+    r'<ul class="errorlist[^>]*>\s*<li>{message}</li>'
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("field, day", [("until", "9999-12-31"), ("since", "0001-01-01")])
+def test_event_search_refuses_dates_at_the_calendar_edge_next_to_the_field(client_for, world, field, day):
+    response = client_for("auditor").get("/audit/events/", {field: day})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(FIELD_ERROR.format(field=field, message="This date is out of range."), html, re.S)
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.status) == ("audit.events.read", "denied", 400)
+
+
 @pytest.mark.postgres
 def test_access_log_lists_who_read_a_consumer(client_for, world):
     consumer = world.consumer_in(CCF)

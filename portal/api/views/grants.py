@@ -3,7 +3,6 @@ their role allows."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -13,7 +12,8 @@ from rest_framework.response import Response
 
 from portal.access import services
 from portal.access.models import AccessGrant
-from portal.accounts.models import Organisation, Role, User
+from portal.access.selectors import grants_for
+from portal.accounts.models import Organisation
 from portal.api import params
 from portal.api.pagination import Keyset
 from portal.api.schema import paginated
@@ -28,25 +28,6 @@ from portal.api.views.records import CURSOR_PARAMS
 from portal.records.models import Consumer, Segment
 
 GRANT_PAGES = Keyset("-id")
-
-
-def grants_for(user: User) -> QuerySet[AccessGrant]:
-    """Grants a user may read: their organisation's (and their own) for regulators and shareholders; all for
-    the operator's compliance officers, auditors and administrators."""
-    grants = AccessGrant.objects.select_related(
-        "grantee_organisation",
-        "grantee_user",
-        "segment",
-        "consumer",
-        "requested_by",
-        "decided_by",
-        "revoked_by",
-    )
-    if user.role in (Role.REGULATOR, Role.SHAREHOLDER):
-        return grants.filter(
-            Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
-        )
-    return grants
 
 
 def _raise(error: services.GrantError):

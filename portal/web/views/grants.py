@@ -5,7 +5,6 @@ auditors and administrators read every grant."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -15,7 +14,8 @@ from django.views.decorators.http import require_POST
 
 from portal.access import services
 from portal.access.models import AccessGrant
-from portal.accounts.models import Role, User
+from portal.access.selectors import grants_for
+from portal.accounts.models import Role
 from portal.records.models import Consumer
 from portal.web import pages
 from portal.web.forms import DecisionForm, GrantRequestForm, RevokeForm
@@ -29,31 +29,13 @@ SERVICE_MESSAGES = (
     gettext_noop("This grant's end has passed; it can only be rejected."),
     gettext_noop("Only a compliance officer decides on grants."),
     gettext_noop("Say why the grant is revoked."),
+    gettext_noop("A grant may start at most one year ahead."),
 )
 STATE_MESSAGES = {
     "approve": gettext_noop("Only a requested grant can be approved."),
     "reject": gettext_noop("Only a requested grant can be rejected."),
     "revoke": gettext_noop("Only an approved grant can be revoked."),
 }
-
-
-def grants_for(user: User) -> QuerySet[AccessGrant]:
-    """Grants a user may read: their organisation's (and their own) for regulators and shareholders; all for
-    the operator's compliance officers, auditors and administrators."""
-    grants = AccessGrant.objects.select_related(
-        "grantee_organisation",
-        "grantee_user",
-        "segment",
-        "consumer",
-        "requested_by",
-        "decided_by",
-        "revoked_by",
-    )
-    if user.role in (Role.REGULATOR, Role.SHAREHOLDER):
-        return grants.filter(
-            Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
-        )
-    return grants
 
 
 def _grants_page(

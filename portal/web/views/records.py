@@ -3,12 +3,13 @@ from the access policy and every page tells the audit trail whose data it showed
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Avg, Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit import selectors as audit_selectors
 from portal.access import masking, policy
@@ -25,6 +26,7 @@ TRANSACTION_PAGES = Keyset("-occurred_at", "-id")
 SCORE_HISTORY_POINTS = 24
 ACCESS_LOG_ROWS = 20
 RECENT_ACTIVITY_ROWS = 10
+RECENTLY_ENDED = timedelta(days=30)  # ended grants stay on the dashboard this long, marked as ended
 
 
 def _organisation_grants(request: HttpRequest):
@@ -32,6 +34,19 @@ def _organisation_grants(request: HttpRequest):
     return AccessGrant.objects.filter(
         Q(grantee_organisation_id=user.organisation_id) | Q(grantee_user=user) | Q(requested_by=user)
     ).select_related("segment", "consumer", "grantee_organisation", "grantee_user")
+
+
+def _grant_state(grant: AccessGrant, in_force: bool, now: datetime) -> tuple[str, str]:
+    """The dashboard's word for a grant: (badge class, label)."""
+    if in_force:
+        return "active", str(_("In force"))
+    if grant.status == AccessGrant.Status.REQUESTED:
+        return "requested", grant.get_status_display()
+    if grant.status == AccessGrant.Status.REVOKED:
+        return "revoked", grant.get_status_display()
+    if grant.status == AccessGrant.Status.APPROVED and grant.valid_from > now:
+        return "pending", str(_("Not yet in force"))
+    return "expired", str(AccessGrant.Status.EXPIRED.label)
 
 
 @pages.page("dashboard", "web.dashboard")
@@ -43,14 +58,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = pages.user_of(request)
     now = timezone.now()
     scope = pages.scope(request)
+    recently = now - RECENTLY_ENDED
+    status = AccessGrant.Status
     grants = list(
         _organisation_grants(request)
-        .filter(status__in=[AccessGrant.Status.APPROVED, AccessGrant.Status.REQUESTED], valid_until__gt=now)
+        .filter(
+            Q(status=status.REQUESTED, valid_until__gt=now)
+            | Q(status__in=[status.APPROVED, status.EXPIRED], valid_until__gt=recently)
+            | Q(status=status.REVOKED, revoked_at__gt=recently)
+        )
         .order_by("valid_until", "pk")
     )
     for grant in grants:
-        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1))
+        # Only a grant the access policy counts right now is live; an approved grant past its end (before the
+        # periodic expiry marks it) or not yet started is shown as such, with no days left.
         grant.in_force = grant.pk in scope.grants
+        grant.state, grant.state_label = _grant_state(grant, grant.in_force, now)
+        grant.days_left = max(0, (grant.valid_until - now) // timedelta(days=1)) if grant.in_force else None
     segments = list(
         policy.visible_segments(scope, Permission.VIEW_AGGREGATES)
         .annotate(size=Count("memberships"), average_score=Avg("memberships__consumer__current_score"))
@@ -100,7 +124,7 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
             wanted = Permission.VIEW_RECORDS
         else:
             consumers, status = consumers.none(), 400
-    consumers = policy.with_full_records_flag(scope, consumers)
+    consumers = policy.with_scores_flag(scope, policy.with_full_records_flag(scope, consumers))
     try:
         page = CONSUMER_PAGES.paginate(consumers, request.GET.get("cursor"))
     except BadCursor:
@@ -108,7 +132,11 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
     rows = []
     for consumer in page.results:
         identity = masking.identity(consumer, masked=not consumer.full_records)
-        rows.append({"consumer": consumer, **identity})
+        # A score only where view_scores covers the row, as on the consumer page and in the API.
+        score = consumer.current_score if consumer.scores_visible else None
+        rows.append(
+            {"consumer": consumer, "score": score, "scores_visible": consumer.scores_visible, **identity}
+        )
     note.subjects = [c.public_id for c in page.results]
     pages.attribute(request, policy.grant_for_list(scope, wanted))
     return render(
@@ -130,18 +158,16 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     # Attributed to the grant that let the page be what it is: full records when shown unmasked.
     pages.attribute(request, access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS])
     scope = pages.scope(request)
+    # A refused filter or cursor is shown next to its field on the page, which still shows (and the trail
+    # records, as allowed) the profile it discloses, but no transactions: what is served is what is recorded.
     filters = TransactionFilterForm(request.GET)
-    status = 200
     transactions = Transaction.objects.filter(consumer=consumer).select_related("account", "merchant")
-    if filters.is_valid():
-        transactions = filters.apply(transactions)
-    else:
-        transactions, status = transactions.none(), 400
+    transactions = filters.apply(transactions) if filters.is_valid() else transactions.none()
     cursor_error = False
     try:
         page = TRANSACTION_PAGES.paginate(transactions, request.GET.get("cursor"))
     except BadCursor:
-        page, status, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), 400, True
+        page, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), True
     note.row_count = len(page.results)
     segments = [
         m.segment
@@ -178,5 +204,4 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "access_log": access_log,
             "grant": access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS],
         },
-        status=status,
     )

@@ -14,7 +14,7 @@ from portal.records.models import Account, Segment
 from portal.web import pages
 
 
-@pages.page("segments", "segment.list")
+@pages.page("segment_summary", "segment.list")
 def segment_list(request: HttpRequest) -> HttpResponse:
     pages.note(request).resource_kind = "segment"
     scope = pages.scope(request)
@@ -86,7 +86,7 @@ def _volume_by_product(rows: list[dict]) -> tuple[list[str], list[tuple[str, lis
     return months, series, table
 
 
-@pages.page("segments", "segment.summary")
+@pages.page("segment_summary", "segment.summary")
 def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
     note = pages.note(request)
     note.resource_kind, note.requested_id = "segment", segment_id[:100]

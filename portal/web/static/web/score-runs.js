@@ -1,11 +1,19 @@
-// Live progress of score runs: polls the progress URL named by the table while a run is running and updates
-// each row in place. No inline script: the Content-Security-Policy allows only files from this site.
+// Live progress of score runs: while a run is running, polls the progress URL named by the table at most
+// every 5 seconds and updates each row in place; stops as soon as no run is running. A failed request is
+// retried less and less often; a hidden tab does not poll until it is shown again. No inline script: the
+// Content-Security-Policy allows only files from this site.
 (function () {
   "use strict";
   var table = document.querySelector("[data-progress-url]");
   if (!table) { return; }
   var url = table.getAttribute("data-progress-url");
-  var delay = 2000;
+  var INTERVAL = 5000;        // the shortest time between two requests
+  var LONGEST = 60000;        // the longest wait after repeated failures
+  var delay = INTERVAL;
+  var timer = null;
+  var waitingForTab = false;
+
+  function running() { return table.getAttribute("data-running") === "true"; }
 
   function update(run) {
     var row = table.querySelector('tr[data-run-id="' + run.id + '"]');
@@ -25,18 +33,39 @@
     return true;
   }
 
+  function schedule() {
+    if (timer !== null || !running()) { return; }
+    timer = window.setTimeout(poll, delay);
+  }
+
+  function failed() {
+    delay = Math.min(delay * 2, LONGEST);
+    schedule();
+  }
+
   function poll() {
+    timer = null;
+    if (!running()) { return; }
+    if (document.hidden) { waitingForTab = true; return; }
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("progress: HTTP " + response.status); }
+        return response.json();
+      })
       .then(function (data) {
-        if (!data) { return; }
         var known = true;
         data.runs.forEach(function (run) { known = update(run) && known; });
         if (!known) { window.location.reload(); return; }
         table.setAttribute("data-running", data.running ? "true" : "false");
-        if (data.running) { window.setTimeout(poll, delay); }
-      });
+        delay = INTERVAL;
+        schedule();
+      })
+      .catch(failed);
   }
 
-  if (table.getAttribute("data-running") === "true") { window.setTimeout(poll, delay); }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && waitingForTab) { waitingForTab = false; schedule(); }
+  });
+
+  schedule();
 })();
