@@ -52,6 +52,12 @@ def subject_partition_name(month: date) -> str:
     return f"{SUBJECT_TABLE}_p{month.year:04d}_{month.month:02d}"
 
 
+def subject_partition_of(event_partition: str) -> str | None:
+    """The subjects' partition of the same month as an events' partition (None for the default one)."""
+    month = _month_of(event_partition)
+    return None if month is None else subject_partition_name(month)
+
+
 def _month_of(name: str) -> date | None:
     match = re.fullmatch(rf"{EVENT_TABLE}_p(\d{{4}})_(\d\d)", name)
     return date(int(match[1]), int(match[2]), 1) if match else None

@@ -409,3 +409,17 @@ def test_the_access_log_reads_only_the_event_partitions_of_its_months(db):
         n.get("Relation Name", "").startswith("audit_auditsubject_p") and n["Actual Rows"] for n in nodes
     )
     assert any("public_id" in n.get("Index Cond", "") for n in nodes)
+
+
+def test_the_command_detaches_a_month_with_its_subjects(db, capsys):
+    sealed_old_and_new(2, 1)
+    checkpoints.checkpoint_publish()
+    settle_deferred_constraints()
+    name = partitions.partition_name(OLD_MONTH)
+    call_command("audit_partitions", "--detach", name)
+    out = capsys.readouterr().out
+    subject_name = partitions.subject_partition_name(OLD_MONTH)
+    assert f"detached {name} and {subject_name} (covered by the checkpoint at position 2)" in out
+    assert name not in triggers.event_partitions(connection)
+    assert subject_name not in triggers.subject_partitions(connection)
+    assert sorted(AuditSubject.objects.values_list("public_id", flat=True)) == ["CALL"]
