@@ -1,7 +1,8 @@
 """The audit trail: one event per audited request or action, with the consumers it touched.
 
 Rows are append-only (database triggers refuse UPDATE, DELETE and TRUNCATE, except the one-time filling of
-the chain columns by the sealer). Subjects are plain public ids and grants plain ids, so the trail outlives
+the chain columns by the sealer). On PostgreSQL events and their subjects are partitioned by month of the
+event's time (audit/partitions.py). Subjects are plain public ids and grants plain ids, so the trail outlives
 any row it mentions and this app depends on nothing of the portal's but the user model.
 """
 
@@ -87,13 +88,21 @@ class AuditSubject(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # The event's own time, copied by the recorder: on PostgreSQL subjects are partitioned by the same months
+    # as their events (a month is detached with its subjects), and a join on (event, occurred_at) reads only
+    # the event partition of that month. In SQL the primary key is (id, occurred_at) and the unique
+    # constraint also names occurred_at, as a partitioned table requires.
+    occurred_at = models.DateTimeField(_("event time"))
     public_id = models.CharField(_("consumer public id"), max_length=32)
 
     class Meta:
         verbose_name = _("audit subject")
         verbose_name_plural = _("audit subjects")
         constraints = [models.UniqueConstraint(fields=["event", "public_id"], name="audit_subject_unique")]
-        indexes = [models.Index(fields=["public_id", "event"], name="audit_subject_consumer")]
+        indexes = [
+            # The per-consumer access log, newest first: (occurred_at, event) is also the key of the event.
+            models.Index(fields=["public_id", "occurred_at", "event"], name="audit_subject_consumer_time")
+        ]
 
     def __str__(self) -> str:
         return self.public_id

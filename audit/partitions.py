@@ -21,11 +21,16 @@ from typing import Any
 from audit import triggers
 
 EVENT_TABLE = triggers.EVENT_TABLE
+SUBJECT_TABLE = triggers.SUBJECT_TABLE
 CHECKPOINT_TABLE = triggers.CHECKPOINT_TABLE
 DEFAULT_PARTITION = f"{EVENT_TABLE}_default"
+SUBJECT_DEFAULT_PARTITION = f"{SUBJECT_TABLE}_default"
 PARTITION_KEY = "occurred_at"
 MONTHS_AHEAD = 3
 MAX_MONTHS_AHEAD = 24
+# Subjects of events that were no longer in the trail when subjects got their own partitions (months
+# detached before that): kept here by the migration for the operator to archive with those months.
+UNATTACHED_SUBJECTS = f"{SUBJECT_TABLE}_unattached"
 
 CREATE_FUNCTION = "audit_event_create_partition"
 CREATE_AHEAD_FUNCTION = "audit_event_create_partitions"
@@ -42,6 +47,17 @@ def partition_name(month: date) -> str:
     return f"{EVENT_TABLE}_p{month.year:04d}_{month.month:02d}"
 
 
+def subject_partition_name(month: date) -> str:
+    """The subjects' partition of a month: detached together with the events' one."""
+    return f"{SUBJECT_TABLE}_p{month.year:04d}_{month.month:02d}"
+
+
+def subject_partition_of(event_partition: str) -> str | None:
+    """The subjects' partition of the same month as an events' partition (None for the default one)."""
+    month = _month_of(event_partition)
+    return None if month is None else subject_partition_name(month)
+
+
 def _month_of(name: str) -> date | None:
     match = re.fullmatch(rf"{EVENT_TABLE}_p(\d{{4}})_(\d\d)", name)
     return date(int(match[1]), int(match[2]), 1) if match else None
@@ -56,29 +72,30 @@ def add_months(month: date, count: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def _truncate_trigger_sql() -> str:
-    """The partition's own TRUNCATE trigger, exactly as audit.triggers installs and checks it."""
-    trigger = triggers.Trigger(EVENT_TABLE, "TRUNCATE")
+def _truncate_trigger_sql(table: str, variable: str) -> str:
+    """A partition's own TRUNCATE trigger (the partition's name in `variable`), exactly as audit.triggers
+    installs and checks it."""
+    trigger = triggers.Trigger(table, "TRUNCATE")
     return (
         f"EXECUTE format('CREATE TRIGGER {trigger.name} BEFORE TRUNCATE ON %I "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {trigger.function}()', part);\n"
-        f"    EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER {trigger.name}', part);"
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {trigger.function}()', {variable});\n"
+        f"    EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER {trigger.name}', {variable});"
     )
 
 
-# A detached month leaves the trail: PostgreSQL drops the row triggers it had from the table, and its own
-# TRUNCATE trigger goes too, so it is a plain table for the operator to archive (the covering checkpoint
-# vouches for its content) and drop.
-_DETACHED_SQL = (
-    f"EXECUTE format('DROP TRIGGER IF EXISTS {triggers.Trigger(EVENT_TABLE, 'TRUNCATE').name} ON %I', "
-    "partition_name);"
-)
+def _detached_sql(table: str, variable: str) -> str:
+    """A detached month leaves the trail: PostgreSQL drops the row triggers it had from the table, and its
+    own TRUNCATE trigger goes too, so it is a plain table for the operator to archive (the covering
+    checkpoint vouches for its content) and drop."""
+    return (
+        f"EXECUTE format('DROP TRIGGER IF EXISTS {triggers.Trigger(table, 'TRUNCATE').name} ON %I', "
+        f"{variable});"
+    )
 
 
 # Months are UTC calendar months. Bounds are built with make_timestamptz(..., 'UTC') and passed to EXECUTE
 # as literals with an offset, so the session's TimeZone changes nothing.
-_FUNCTIONS_SQL = [
-    f"""
+_CREATE_HEAD = f"""
 CREATE OR REPLACE FUNCTION {CREATE_FUNCTION}(month date) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = {{schema}}, pg_temp AS $audit$
 DECLARE
@@ -89,12 +106,13 @@ DECLARE
     hi timestamptz := make_timestamptz(extract(year FROM following)::int,
                                        extract(month FROM following)::int, 1, 0, 0, 0, 'UTC');
     part text := '{EVENT_TABLE}_p' || to_char(first, 'YYYY_MM');
+    subject_part text := '{SUBJECT_TABLE}_p' || to_char(first, 'YYYY_MM');
     held boolean;
+    created boolean := false;
 BEGIN
-    PERFORM pg_advisory_xact_lock({LOCK_KEY});
-    IF to_regclass(part) IS NOT NULL THEN
-        RETURN false;
-    END IF;
+    PERFORM pg_advisory_xact_lock({LOCK_KEY});"""
+
+_CREATE_EVENTS = f"""
     -- Events already in the default partition cannot move (the trail is append-only): leave that month to
     -- the default partition, which is checked and retained like any other.
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE {PARTITION_KEY} >= %L '
@@ -110,11 +128,54 @@ BEGIN
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I (chain_position)', part || '_chain_position', part);
     EXECUTE format('ALTER TABLE {EVENT_TABLE} ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
                    part, lo, hi);
-    {_truncate_trigger_sql()}
+    {_truncate_trigger_sql(EVENT_TABLE, "part")}"""  # noqa: S608 - names are this module's constants
+
+# Before subjects were partitioned (migration 0004): the events' partition only.
+_CREATE_EVENTS_ONLY = f"""{_CREATE_HEAD}
+    IF to_regclass(part) IS NOT NULL THEN
+        RETURN false;
+    END IF;{_CREATE_EVENTS}
     RETURN true;
 END
-$audit$""",  # noqa: S608 - names are this module's constants
-    f"""
+$audit$"""
+
+# The events' and the subjects' partition of a month, made together (whichever is missing: the migration
+# that partitioned subjects adds them to months that already had events' partitions). A month whose events'
+# table exists but is no partition was detached, and waits for the operator: it is never made again.
+_CREATE_WITH_SUBJECTS = f"""{_CREATE_HEAD}
+    IF to_regclass(part) IS NULL THEN
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM {SUBJECT_DEFAULT_PARTITION} WHERE {PARTITION_KEY} >= %L '
+                       'AND {PARTITION_KEY} < %L)', lo, hi) INTO held;
+        IF held THEN
+            RAISE WARNING 'audit partition % not created: the default partition holds subjects of that month',
+                part;
+            RETURN false;
+        END IF;{_CREATE_EVENTS.replace(chr(10) + "    ", chr(10) + "        ")}
+        created := true;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(part)
+                      AND inhparent = '{EVENT_TABLE}'::regclass) THEN
+        RETURN false;
+    END IF;
+    IF to_regclass(subject_part) IS NULL THEN
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM {SUBJECT_DEFAULT_PARTITION} WHERE {PARTITION_KEY} >= %L '
+                       'AND {PARTITION_KEY} < %L)', lo, hi) INTO held;
+        IF held THEN
+            RAISE WARNING 'audit partition % not created: the default partition holds subjects of that month',
+                subject_part;
+            RETURN created;
+        END IF;
+        EXECUTE format('CREATE TABLE %I (LIKE {SUBJECT_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       subject_part);
+        EXECUTE format('ALTER TABLE {SUBJECT_TABLE} ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                       subject_part, lo, hi);
+        {_truncate_trigger_sql(SUBJECT_TABLE, "subject_part")}
+        created := true;
+    END IF;
+    RETURN created;
+END
+$audit$"""  # noqa: S608 - names are this module's constants
+
+_CREATE_AHEAD = f"""
 CREATE OR REPLACE FUNCTION {CREATE_AHEAD_FUNCTION}(months_ahead integer DEFAULT {MONTHS_AHEAD})
 RETURNS SETOF text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = {{schema}}, pg_temp AS $audit$
@@ -133,16 +194,22 @@ BEGIN
         END IF;
     END LOOP;
 END
-$audit$""",
-    f"""
+$audit$"""
+
+# The rules, whoever calls: the month is over, every event in it is sealed, no retained event sits below its
+# positions, and a signed checkpoint covers its last one. `{{subjects_lock}}` and `{{subjects_detach}}` take
+# the month's subjects along (nothing before subjects were partitioned).
+_DETACH = f"""
 CREATE OR REPLACE FUNCTION {DETACH_FUNCTION}(partition_name text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = {{schema}}, pg_temp AS $audit$
 DECLARE
     part regclass;
+    subject_part text := '{SUBJECT_TABLE}_p' || right(partition_name, 7);
+    subjects_attached boolean;
     unsealed bigint;
     top bigint;
     earlier bigint;
-    covering bigint;
+    covering bigint := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_KEY});
     SELECT c.oid INTO part FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -162,47 +229,74 @@ BEGIN
             USING ERRCODE = 'restrict_violation';
     END IF;
     -- The partition is locked against new rows before it is counted.
-    EXECUTE format('LOCK TABLE %I IN SHARE MODE', partition_name);
+    EXECUTE format('LOCK TABLE %I IN SHARE MODE', partition_name);{{subjects_lock}}
     EXECUTE format('SELECT count(*) FILTER (WHERE chain_position IS NULL), max(chain_position) FROM %I',
                    partition_name) INTO unsealed, top;
     IF unsealed > 0 THEN
         RAISE EXCEPTION 'audit retention: % events of % are not sealed into the chain yet', unsealed,
             partition_name USING ERRCODE = 'restrict_violation';
     END IF;
-    IF top IS NULL THEN
-        EXECUTE format('ALTER TABLE {EVENT_TABLE} DETACH PARTITION %I', partition_name);
-        {_DETACHED_SQL}
-        RETURN 0;
-    END IF;
-    -- What stays must be the chain from some position on: no retained event may sit below this month's.
-    SELECT max(chain_position) INTO earlier FROM {EVENT_TABLE}
-    WHERE tableoid <> part AND chain_position <= top;
-    IF earlier IS NOT NULL THEN
-        RAISE EXCEPTION 'audit retention: position % (outside %) is at or below its last position %: '
-            'detach the older months first', earlier, partition_name, top
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    SELECT min(chain_position) INTO covering FROM {CHECKPOINT_TABLE} WHERE chain_position >= top;
-    IF covering IS NULL THEN
-        RAISE EXCEPTION 'audit retention: no signed checkpoint covers position % (the last of %)', top,
-            partition_name USING ERRCODE = 'restrict_violation';
+    IF top IS NOT NULL THEN
+        -- What stays must be the chain from some position on: no retained event may sit below this month's.
+        SELECT max(chain_position) INTO earlier FROM {EVENT_TABLE}
+        WHERE tableoid <> part AND chain_position <= top;
+        IF earlier IS NOT NULL THEN
+            RAISE EXCEPTION 'audit retention: position % (outside %) is at or below its last position %: '
+                'detach the older months first', earlier, partition_name, top
+                USING ERRCODE = 'restrict_violation';
+        END IF;
+        SELECT min(chain_position) INTO covering FROM {CHECKPOINT_TABLE} WHERE chain_position >= top;
+        IF covering IS NULL THEN
+            RAISE EXCEPTION 'audit retention: no signed checkpoint covers position % (the last of %)', top,
+                partition_name USING ERRCODE = 'restrict_violation';
+        END IF;
     END IF;
     EXECUTE format('ALTER TABLE {EVENT_TABLE} DETACH PARTITION %I', partition_name);
-    {_DETACHED_SQL}
+    {_detached_sql(EVENT_TABLE, "partition_name")}{{subjects_detach}}
     RETURN covering;
 END
-$audit$""",  # noqa: S608 - names are this module's constants
-]
+$audit$"""  # noqa: S608 - names are this module's constants
 
-# Creating partitions ahead is for anyone who may write events (the application's role calls it); retention
-# is the operator's, under the role that owns the trail.
+_SUBJECTS_LOCK = f"""
+    subjects_attached := EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(subject_part)
+                                 AND inhparent = '{SUBJECT_TABLE}'::regclass);
+    IF subjects_attached THEN
+        EXECUTE format('LOCK TABLE %I IN SHARE MODE', subject_part);
+    END IF;"""  # noqa: S608 - names are this module's constants
+_SUBJECTS_DETACH = f"""
+    -- The month's subjects leave with its events: the detached pair is the month's whole archive, which
+    -- the chain's hashes (they cover each event's subjects) re-verify on their own.
+    IF subjects_attached THEN
+        EXECUTE format('ALTER TABLE {SUBJECT_TABLE} DETACH PARTITION %I', subject_part);
+        {_detached_sql(SUBJECT_TABLE, "subject_part")}
+    END IF;"""
+
+
+def _function_definitions(*, subjects: bool) -> list[str]:
+    create = _CREATE_WITH_SUBJECTS if subjects else _CREATE_EVENTS_ONLY
+    detach = _DETACH.replace("{subjects_lock}", _SUBJECTS_LOCK if subjects else "").replace(
+        "{subjects_detach}", _SUBJECTS_DETACH if subjects else ""
+    )
+    return [create, _CREATE_AHEAD, detach]
+
+
+# Creating partitions ahead is for the roles that run the periodic job (deploy/postgres/create-roles.sh
+# grants EXECUTE to the application's and the sealer's roles), not for anyone who can log in; retention is
+# the operator's, under the role that owns the trail. Before subjects were partitioned (migration 0004) only
+# retention was revoked from PUBLIC; reverting migration 0005 grants creating back to PUBLIC.
+_PRIVATE_FUNCTIONS = (f"{CREATE_FUNCTION}(date)", f"{CREATE_AHEAD_FUNCTION}(integer)")
 _PRIVILEGES_SQL = [f"REVOKE ALL ON FUNCTION {DETACH_FUNCTION}(text) FROM PUBLIC"]
+PRIVATE_CREATE_SQL = [f"REVOKE ALL ON FUNCTION {name} FROM PUBLIC" for name in _PRIVATE_FUNCTIONS]
+PUBLIC_CREATE_SQL = [f"GRANT EXECUTE ON FUNCTION {name} TO PUBLIC" for name in _PRIVATE_FUNCTIONS]
 
 
-def functions_sql(schema: str) -> list[str]:
+def functions_sql(schema: str, *, subjects: bool) -> list[str]:
     """The functions' definitions, run in the events table's schema (also where they create partitions;
-    pg_catalog is searched first, and pg_temp last, so no object of the caller's can stand in for one)."""
-    return [sql.replace("{schema}", schema) for sql in _FUNCTIONS_SQL] + _PRIVILEGES_SQL
+    pg_catalog is searched first, and pg_temp last, so no object of the caller's can stand in for one).
+    `subjects`: whether the subjects table is partitioned too (migration 0005), so that they make and detach
+    its partitions with the events'; the versions of migration 0004 otherwise."""
+    statements = [sql.replace("{schema}", schema) for sql in _function_definitions(subjects=subjects)]
+    return statements + _PRIVILEGES_SQL + (PRIVATE_CREATE_SQL if subjects else [])
 
 
 DROP_FUNCTIONS_SQL = [
@@ -221,13 +315,21 @@ def _execute(connection: Any, statements: list[str]) -> None:
 # --- Services -----------------------------------------------------------------------------------------------
 
 
-def partitioned(connection: Any) -> bool:
+def _is_partitioned(connection: Any, table: str) -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(%s)", [EVENT_TABLE])
+        cursor.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(%s)", [table])
         row = cursor.fetchone()
     return bool(row and row[0])
+
+
+def partitioned(connection: Any) -> bool:
+    return _is_partitioned(connection, EVENT_TABLE)
+
+
+def subjects_partitioned(connection: Any) -> bool:
+    return _is_partitioned(connection, SUBJECT_TABLE)
 
 
 def event_partitions_create(connection: Any, *, months_ahead: int = MONTHS_AHEAD) -> list[str]:
@@ -402,7 +504,7 @@ def convert_to_partitioned(connection: Any) -> None:
         ),
         f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {EVENT_TABLE} DEFAULT",
         f"CREATE UNIQUE INDEX {DEFAULT_PARTITION}_chain_position ON {DEFAULT_PARTITION} (chain_position)",
-        *functions_sql(schema),
+        *functions_sql(schema, subjects=subjects_partitioned(connection)),
     ]
     month = first
     while month <= last:
@@ -460,3 +562,163 @@ def revert_to_plain(connection: Any) -> None:
         f"DROP TABLE {old} CASCADE",
     ]
     _execute(connection, statements)
+
+
+# --- Migration: subjects partitioned by the same months (after the events) ----------------------------------
+
+
+def subjects_fill_time(connection: Any) -> int:
+    """Give every subject its event's time (the new, still nullable occurred_at column), with the
+    append-only rule lifted for the statement; subjects whose event is no longer in the trail (a month
+    detached before subjects had partitions) move to UNATTACHED_SUBJECTS. Returns how many moved.
+
+    Runs inside the migration's transaction: nobody sees the rule lifted."""
+    subject = connection.ops.quote_name(SUBJECT_TABLE)
+    event = connection.ops.quote_name(EVENT_TABLE)
+    lifted = [
+        f"DROP TRIGGER IF EXISTS {connection.ops.quote_name(trigger.name)}"
+        + (f" ON {subject}" if connection.vendor == "postgresql" else "")
+        for trigger in (triggers.Trigger(SUBJECT_TABLE, "UPDATE"), triggers.Trigger(SUBJECT_TABLE, "DELETE"))
+    ]
+    _execute(connection, lifted)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {subject} AS s SET {PARTITION_KEY} = e.{PARTITION_KEY} "  # noqa: S608
+                f"FROM {event} AS e WHERE e.id = s.event_id"
+            )
+        else:
+            cursor.execute(
+                f"UPDATE {subject} SET {PARTITION_KEY} = (SELECT e.{PARTITION_KEY} FROM {event} AS e "  # noqa: S608
+                f"WHERE e.id = {subject}.event_id)"
+            )
+        cursor.execute(f"SELECT count(*) FROM {subject} WHERE {PARTITION_KEY} IS NULL")  # noqa: S608
+        unattached = cursor.fetchone()[0]
+        if unattached:
+            columns = f"id, event_id, public_id FROM {subject} WHERE {PARTITION_KEY} IS NULL"
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {UNATTACHED_SUBJECTS} AS SELECT {columns} AND 1 = 0")
+            cursor.execute(f"INSERT INTO {UNATTACHED_SUBJECTS} SELECT {columns}")
+            cursor.execute(f"DELETE FROM {subject} WHERE {PARTITION_KEY} IS NULL")  # noqa: S608
+    triggers.install(connection)
+    return int(unattached)
+
+
+def _unique_columns(cursor: Any, table: str) -> dict[str, list[str]]:
+    cursor.execute(
+        "SELECT c.conname, array_agg(a.attname::text ORDER BY k.ordinality) FROM pg_constraint c "
+        "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ordinality) "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+        "WHERE c.conrelid = %s::regclass AND c.contype = 'u' AND c.coninhcount = 0 GROUP BY c.conname",
+        [table],
+    )
+    return {name: list(columns) for name, columns in cursor.fetchall()}
+
+
+def _subject_facts(connection: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT EXISTS ("
+            "  SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('u', 'x'))",
+            [SUBJECT_TABLE],
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('c', 'p', 'u') AND coninhcount = 0 "
+            "ORDER BY conname",
+            [SUBJECT_TABLE],
+        )
+        constraints = cursor.fetchall()
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [SUBJECT_TABLE])
+        sequence = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [EVENT_TABLE]
+        )
+        schema = cursor.fetchone()[0]
+    return indexes, constraints, sequence, schema
+
+
+def convert_subjects_to_partitioned(connection: Any) -> None:
+    """Partition the subjects table (its occurred_at filled and NOT NULL) by the events' months: a partition
+    for every month the events table has one, and a default one. The primary key becomes (id, occurred_at)
+    and each unique constraint gains occurred_at, as a partitioned table requires (a subject's time is its
+    event's, so they still mean what they say). The functions are re-created to make and detach both tables'
+    partitions of a month together, and no longer PUBLIC to execute. Triggers are installed by the caller."""
+    old = f"{SUBJECT_TABLE}_unpartitioned"
+    indexes, constraints, sequence, schema = _subject_facts(connection)
+    with connection.cursor() as cursor:
+        uniques = _unique_columns(cursor, SUBJECT_TABLE)
+    months = sorted(
+        month for month in (_month_of(name) for name in triggers.event_partitions(connection)) if month
+    )
+    primary = next(name for name, kind, _ in constraints if kind == "p")
+    _execute(
+        connection,
+        [
+            f"ALTER TABLE {SUBJECT_TABLE} RENAME TO {old}",
+            *_keep_sequence_statements(sequence, old),
+            *(f"DROP INDEX {name}" for name, _ in indexes),
+            *(f"ALTER TABLE {old} DROP CONSTRAINT {name}" for name, kind, _ in constraints if kind != "p"),
+            f"ALTER TABLE {old} RENAME CONSTRAINT {primary} TO {old}_pkey",
+            f"CREATE TABLE {SUBJECT_TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING IDENTITY) "
+            f"PARTITION BY RANGE ({PARTITION_KEY})",
+            f"ALTER TABLE {SUBJECT_TABLE} ADD CONSTRAINT {primary} PRIMARY KEY (id, {PARTITION_KEY})",
+            *(
+                f"ALTER TABLE {SUBJECT_TABLE} ADD CONSTRAINT {name} "
+                f"UNIQUE ({', '.join(columns)}, {PARTITION_KEY})"
+                for name, columns in sorted(uniques.items())
+            ),
+            _continue_sequence_statement(sequence, old),
+            *(
+                f"ALTER TABLE {SUBJECT_TABLE} ADD CONSTRAINT {name} {definition}"
+                for name, kind, definition in constraints
+                if kind == "c"
+            ),
+            f"CREATE TABLE {SUBJECT_DEFAULT_PARTITION} PARTITION OF {SUBJECT_TABLE} DEFAULT",
+            # Replaced, not dropped: the grants of deploy/postgres/create-roles.sh stay.
+            *functions_sql(schema, subjects=True),
+            *(f"SELECT {CREATE_FUNCTION}('{month.isoformat()}')" for month in months),
+            f"INSERT INTO {SUBJECT_TABLE} SELECT * FROM {old}",  # noqa: S608
+            *(definition for _, definition in indexes),
+            f"DROP TABLE {old}",
+        ],
+    )
+
+
+def revert_subjects_to_plain(connection: Any) -> None:
+    """The way back: one plain subjects table with its single-column key and (event, public_id) unique, and
+    the functions as migration 0004 made them (events' partitions only, creating open to PUBLIC)."""
+    old = f"{SUBJECT_TABLE}_partitioned"
+    indexes, constraints, sequence, schema = _subject_facts(connection)
+    with connection.cursor() as cursor:
+        uniques = _unique_columns(cursor, SUBJECT_TABLE)
+    primary = next(name for name, kind, _ in constraints if kind == "p")
+    _execute(
+        connection,
+        [
+            *functions_sql(schema, subjects=False),
+            *PUBLIC_CREATE_SQL,
+            f"ALTER TABLE {SUBJECT_TABLE} RENAME TO {old}",
+            *_keep_sequence_statements(sequence, old),
+            *(f"DROP INDEX {name}" for name, _ in indexes),
+            *(f"ALTER TABLE {old} DROP CONSTRAINT {name}" for name, kind, _ in constraints if kind != "p"),
+            f"ALTER TABLE {old} RENAME CONSTRAINT {primary} TO {old}_pkey",
+            f"CREATE TABLE {SUBJECT_TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING IDENTITY)",
+            f"ALTER TABLE {SUBJECT_TABLE} ADD CONSTRAINT {primary} PRIMARY KEY (id)",
+            *(
+                f"ALTER TABLE {SUBJECT_TABLE} ADD CONSTRAINT {name} UNIQUE "
+                f"({', '.join(c for c in columns if c != PARTITION_KEY)})"
+                for name, columns in sorted(uniques.items())
+            ),
+            _continue_sequence_statement(sequence, old),
+            f"INSERT INTO {SUBJECT_TABLE} SELECT * FROM {old}",  # noqa: S608
+            *(
+                f"ALTER TABLE {SUBJECT_TABLE} ADD CONSTRAINT {name} {definition}"
+                for name, kind, definition in constraints
+                if kind == "c"
+            ),
+            *(definition for _, definition in indexes),
+            f"DROP TABLE {old} CASCADE",
+        ],
+    )

@@ -190,7 +190,11 @@ def record(
             event.save(force_insert=True)
             if unique_subjects:
                 AuditSubject.objects.bulk_create(
-                    [AuditSubject(event=event, public_id=public_id) for public_id in unique_subjects]
+                    [
+                        # The event's time: the subject lands in the same month's partition as its event.
+                        AuditSubject(event=event, occurred_at=event.occurred_at, public_id=public_id)
+                        for public_id in unique_subjects
+                    ]
                 )
     except Exception as exc:
         logger.exception("audit event %s could not be written", action)

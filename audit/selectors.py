@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
 from django.utils import timezone
 
 from audit import chain, checkpoints
@@ -49,8 +49,15 @@ def event_list(
     if organisation:
         events = events.filter(actor_organisation=organisation)
     if consumer:
-        # A subquery, not a join: an event is listed once, whatever else it touched.
-        events = events.filter(id__in=AuditSubject.objects.filter(public_id=consumer).values("event_id"))
+        # A semi-join, not a join: an event is listed once, whatever else it touched. On (event, occurred_at),
+        # so that each subject reads only its own month's partition of the events.
+        events = events.filter(
+            Exists(
+                AuditSubject.objects.filter(
+                    public_id=consumer, event_id=OuterRef("id"), occurred_at=OuterRef("occurred_at")
+                )
+            )
+        )
     if action:
         events = events.filter(action=action)
     if outcome:
@@ -64,9 +71,12 @@ def event_list(
 
 def consumer_access_log(*, public_id: str) -> QuerySet[AuditEvent]:
     """Every event that returned this consumer's data: who (user and organisation), when, what, under which
-    grant and purpose. Served from the (public_id, event) index of the subjects."""
+    grant and purpose. Served from the (public_id, occurred_at, event) index of the subjects, newest first,
+    each joined to its event on (id, occurred_at): the events' primary key, and on PostgreSQL the month's
+    partition only (pruned at run time), not every partition of the trail."""
     return (
-        AuditEvent.objects.filter(subjects__public_id=public_id)
+        # One filter() call: both conditions apply to the same subject row.
+        AuditEvent.objects.filter(subjects__public_id=public_id, subjects__occurred_at=F("occurred_at"))
         .only(*ACCESS_LOG_FIELDS)
         .order_by("-occurred_at", "-id")
     )

@@ -1,10 +1,10 @@
 """The database's own refusal to rewrite the audit trail: trigger SQL for PostgreSQL and SQLite, installed by
 migration 0003, re-installed after every migrate, and inspected by the system check audit.E001.
 
-The rule on every audit table, and on every monthly partition of the events table (PostgreSQL): no UPDATE, no
-DELETE, no TRUNCATE. One exception: the sealer may fill the chain columns of an event once (from NULL/'' to
-values) while every other column stays identical. And since that is the only way into the chain, an event
-cannot be inserted with its chain columns already filled.
+The rule on every audit table, and on every monthly partition of the events and subjects tables (PostgreSQL):
+no UPDATE, no DELETE, no TRUNCATE. One exception: the sealer may fill the chain columns of an event once (from
+NULL/'' to values) while every other column stays identical. And since that is the only way into the chain, an
+event cannot be inserted with its chain columns already filled.
 
 This module depends on table and column names only, never on the models, so that migrations can use it.
 """
@@ -19,6 +19,8 @@ EVENT_TABLE = "audit_auditevent"
 SUBJECT_TABLE = "audit_auditsubject"
 CHECKPOINT_TABLE = "audit_auditcheckpoint"
 TABLES = (EVENT_TABLE, SUBJECT_TABLE, CHECKPOINT_TABLE)
+# Partitioned by month of occurred_at on PostgreSQL (a subject carries its event's time).
+PARTITIONED_TABLES = (EVENT_TABLE, SUBJECT_TABLE)
 CHAIN_COLUMNS = ("chain_position", "prev_hash", "hash", "sealed_at")
 MESSAGE = "audit trail is append-only"
 
@@ -74,7 +76,7 @@ _OPERATION_BITS = {"INSERT": _INSERT, "UPDATE": _UPDATE, "DELETE": _DELETE, "TRU
 class Trigger:
     table: str  # the audit table whose rule this is
     operation: str  # INSERT (events only), UPDATE, DELETE or TRUNCATE
-    # The monthly partition of the events table that holds this trigger ("" for the table itself). Row
+    # The monthly partition of the table that holds this trigger ("" for the table itself). Row
     # triggers there are PostgreSQL's clones of the table's own; TRUNCATE triggers are statement-level and
     # never cloned, so each partition carries its own (a TRUNCATE naming the partition skips the parent's).
     partition: str = ""
@@ -111,17 +113,17 @@ class Trigger:
         return level | _BEFORE | _OPERATION_BITS[self.operation]
 
 
-def triggers(vendor: str, partitions: Iterable[str] = ()) -> list[Trigger]:
+def triggers(vendor: str, partitions: Iterable[tuple[str, str]] = ()) -> list[Trigger]:
     """The triggers the rule needs on this database (SQLite has no TRUNCATE: DELETE covers it), given the
-    partitions of the events table (PostgreSQL)."""
+    partitions of the events and subjects tables as (table, partition) pairs (PostgreSQL)."""
     operations = ("UPDATE", "DELETE", "TRUNCATE") if vendor == "postgresql" else ("UPDATE", "DELETE")
     rule = [Trigger(EVENT_TABLE, "INSERT")] + [
         Trigger(table, operation) for table in TABLES for operation in operations
     ]
     return rule + [
-        Trigger(EVENT_TABLE, operation, partition)
-        for partition in partitions
-        for operation in ("INSERT", *operations)
+        Trigger(table, operation, partition)
+        for table, partition in partitions
+        for operation in (("INSERT", *operations) if table == EVENT_TABLE else operations)
     ]
 
 
@@ -131,13 +133,28 @@ WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname
 """
 
 
-def event_partitions(connection: Any) -> list[str]:
-    """The partitions of the events table (PostgreSQL; none while it is a plain table, or on SQLite)."""
+def table_partitions(connection: Any, table: str) -> list[str]:
+    """The partitions of one audit table (PostgreSQL; none while it is a plain table, or on SQLite)."""
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
-        cursor.execute(_PG_PARTITIONS, [EVENT_TABLE])
+        cursor.execute(_PG_PARTITIONS, [table])
         return [row[0] for row in cursor.fetchall()]
+
+
+def event_partitions(connection: Any) -> list[str]:
+    """The partitions of the events table."""
+    return table_partitions(connection, EVENT_TABLE)
+
+
+def subject_partitions(connection: Any) -> list[str]:
+    """The partitions of the subjects table (the same months as the events')."""
+    return table_partitions(connection, SUBJECT_TABLE)
+
+
+def all_partitions(connection: Any) -> list[tuple[str, str]]:
+    """Every partition of the partitioned audit tables, as (table, partition) pairs."""
+    return [(table, name) for table in PARTITIONED_TABLES for name in table_partitions(connection, table)]
 
 
 def _quote(connection: Any, name: str) -> str:
@@ -189,9 +206,9 @@ WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT to_regclass(name) FROM unnest(
 
 
 def _pg_problems(connection: Any) -> dict[Trigger, str]:
-    partitions = event_partitions(connection)
+    partitions = all_partitions(connection)
     with connection.cursor() as cursor:
-        cursor.execute(_PG_INSPECT, [[*TABLES, *partitions]])
+        cursor.execute(_PG_INSPECT, [[*TABLES, *(name for _, name in partitions)]])
         found = {(row[0], row[1]): row[2:] for row in cursor.fetchall()}
     problems: dict[Trigger, str] = {}
     for trigger in triggers("postgresql", partitions):
@@ -329,7 +346,7 @@ def uninstall(connection: Any) -> None:
     statements = [
         f"DROP TRIGGER IF EXISTS {_quote(connection, t.name)}"
         + (f" ON {_quote(connection, t.relation)}" if connection.vendor == "postgresql" else "")
-        for t in triggers(connection.vendor, event_partitions(connection))
+        for t in triggers(connection.vendor, all_partitions(connection))
         if not t.cloned
     ]
     if connection.vendor == "postgresql":

@@ -53,9 +53,10 @@ def _audit() -> dict:
     """The trail's guards and its sealing: a missing trigger fails the check (the trail could be altered);
     a backlog of unsealed events only warns (sealing catches up)."""
     try:
-        # Every trigger of the rule, on the audit tables and on each monthly partition of the events table.
+        # Every trigger of the rule, on the audit tables and on each monthly partition of the events and
+        # subjects tables.
         missing = audit_triggers.problems(connection)
-        partitions = audit_triggers.event_partitions(connection)
+        partitions = audit_triggers.all_partitions(connection)
         status = chain_status()
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
@@ -63,6 +64,7 @@ def _audit() -> dict:
         "ok": not missing,
         "triggers_missing": sorted(str(t) for t in missing),
         "partitions_checked": len(partitions),
+        "subject_partitions_checked": sum(table == audit_triggers.SUBJECT_TABLE for table, _ in partitions),
         "sealed": status.sealed,
         "pending": status.pending,
         "pending_warning": status.pending_warning,

@@ -218,3 +218,59 @@ def test_application_role_makes_partitions_but_never_detaches_the_trail(roles, d
         assert refused(f"DELETE FROM {partition}") == INSUFFICIENT_PRIVILEGE  # noqa: S608 (a catalogue name)
         assert refused(f"ALTER TABLE {partition} DISABLE TRIGGER ALL") == INSUFFICIENT_PRIVILEGE
         assert refused(f"ALTER TABLE audit_auditevent DETACH PARTITION {partition}") == INSUFFICIENT_PRIVILEGE
+
+
+PARTITION_CREATORS = (
+    "audit_event_create_partition(date)",
+    "audit_event_create_partitions(integer)",
+    "records_transaction_create_partition(date)",
+    "records_transaction_create_partitions(integer)",
+)
+
+
+def test_only_the_roles_that_run_the_partition_jobs_may_create_partitions(roles, db):
+    """Not PUBLIC: the application (records.create_partitions, and every task when run in-process) and the
+    sealer, whose "audit" queue runs audit.create_partitions; the sealer no other of the owner's functions."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, has_function_privilege('public', name, 'EXECUTE'), "
+            "has_function_privilege(%s, name, 'EXECUTE'), has_function_privilege(%s, name, 'EXECUTE') "
+            "FROM unnest(%s::text[]) AS name",
+            [APP, SEALER, list(PARTITION_CREATORS)],
+        )
+        assert {row[0]: row[1:] for row in cursor.fetchall()} == {
+            "audit_event_create_partition(date)": (False, True, False),
+            "audit_event_create_partitions(integer)": (False, True, True),
+            "records_transaction_create_partition(date)": (False, True, False),
+            "records_transaction_create_partitions(integer)": (False, True, False),
+        }
+    from audit import tasks
+
+    with acting_as(SEALER):
+        # The audit queue's job, as its worker runs it.
+        assert tasks.create_partitions.apply(kwargs={"months_ahead": 5}).get() == [
+            "audit_auditevent_p" + month for month in _months_ahead(4, 5)
+        ]
+        assert refused("SELECT count(*) FROM records_transaction_create_partitions(3)") == (
+            INSUFFICIENT_PRIVILEGE
+        )
+        assert refused("SELECT audit_event_create_partition(current_date)") == INSUFFICIENT_PRIVILEGE
+        assert refused("SELECT audit_event_detach_partition('audit_auditevent_default')") == (
+            INSUFFICIENT_PRIVILEGE
+        )
+    # A role granted nothing (what PUBLIC may do) creates no partition.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE portal_nobody NOLOGIN")
+    with acting_as("portal_nobody"):
+        for function in PARTITION_CREATORS:
+            call = f"SELECT {function.replace('(date)', '(current_date)').replace('(integer)', '(3)')}"
+            assert refused(call) == INSUFFICIENT_PRIVILEGE, call
+
+
+def _months_ahead(*steps: int) -> list[str]:
+    from datetime import UTC, datetime
+
+    from audit import partitions
+
+    current = partitions.month_start(datetime.now(UTC))
+    return [partitions.add_months(current, step).strftime("%Y_%m") for step in steps]

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from portal.celery import EmbeddedBeat, app
 from portal.tasks import BEAT_HEARTBEAT_KEY, beat_heartbeat
@@ -23,6 +24,31 @@ def test_healthz_is_public_and_reports_every_part(client, settings):
     if settings.CELERY_TASK_ALWAYS_EAGER:
         assert response.status_code == 200
         assert body["worker"]["mode"] == "in-process"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_healthz_checks_the_triggers_of_every_event_and_subject_partition(client, settings):
+    from django.db import connection
+
+    from audit import partitions, triggers
+
+    audit = client.get("/healthz").json()["audit"]
+    subjects = triggers.subject_partitions(connection)
+    assert len(subjects) > 1
+    assert audit["subject_partitions_checked"] == len(subjects)
+    assert audit["partitions_checked"] == len(triggers.event_partitions(connection)) + len(subjects)
+    # A subject partition whose rule is switched off fails the check, by name.
+    name = partitions.subject_partition_name(partitions.month_start(timezone.now()))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {name} DISABLE TRIGGER audit_auditsubject_append_only_delete")
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json()["audit"]["ok"] is False
+    assert response.json()["audit"]["triggers_missing"] == [
+        f"audit_auditsubject_append_only_delete on {name}"
+    ]
+    triggers.install(connection)
+    assert client.get("/healthz").json()["audit"]["ok"] is True
 
 
 @pytest.mark.django_db

@@ -108,8 +108,16 @@ SELECT format('GRANT %s ON SEQUENCE %I.%I TO %I',
               n.nspname, c.relname, :'app')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind = 'S' \gexec
--- Functions: the monthly-partition functions (SECURITY DEFINER, owned by the owner) are called by the app.
+-- Functions: the monthly-partition functions (SECURITY DEFINER, owned by the owner; the migrations revoke
+-- them from PUBLIC) are called by the app, whose workers run records.create_partitions (and, in-process,
+-- every periodic task).
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO :"app";
+-- The sealer runs the "audit" queue, audit.create_partitions among its tasks: of the owner's functions it
+-- may call that one's only (creating the trail's partitions ahead).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM :"sealer";
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, :'sealer')
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proname = 'audit_event_create_partitions' \gexec
 -- Except audit retention: detaching a month of the trail is the owner's alone (the migration revokes it from
 -- PUBLIC; the grant above would hand it back).
 SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I, %I', p.oid::regprocedure, :'app', :'sealer')

@@ -100,9 +100,28 @@ DROP_FUNCTIONS_SQL = [
 ]
 
 
+# Only the roles that run the periodic job may call them (deploy/postgres/create-roles.sh grants EXECUTE to
+# the application's role), not anyone who can log in: migration 0007 revoked them from PUBLIC.
+_FUNCTION_SIGNATURES = (f"{CREATE_FUNCTION}(date)", f"{CREATE_AHEAD_FUNCTION}(integer)")
+PRIVATE_SQL = [f"REVOKE ALL ON FUNCTION {name} FROM PUBLIC" for name in _FUNCTION_SIGNATURES]
+PUBLIC_SQL = [f"GRANT EXECUTE ON FUNCTION {name} TO PUBLIC" for name in _FUNCTION_SIGNATURES]
+
+
 def functions_sql(schema: str) -> list[str]:
-    """The functions' definitions, bound to the table's schema (pg_catalog first, pg_temp last)."""
-    return [sql.replace("{schema}", schema) for sql in _FUNCTIONS_SQL]
+    """The functions' definitions, bound to the table's schema (pg_catalog first, pg_temp last), executable
+    only by the roles granted it."""
+    return [sql.replace("{schema}", schema) for sql in _FUNCTIONS_SQL] + PRIVATE_SQL
+
+
+def functions_private(connection: Any) -> None:
+    """Take EXECUTE on the partition functions away from PUBLIC (nothing while the table is plain)."""
+    if partitioned(connection):
+        _execute(connection, PRIVATE_SQL)
+
+
+def functions_public(connection: Any) -> None:
+    if partitioned(connection):
+        _execute(connection, PUBLIC_SQL)
 
 
 def _execute(connection: Any, statements: list[str]) -> None:

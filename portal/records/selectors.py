@@ -16,6 +16,21 @@ CENT = Decimal("0.01")
 SCORE_BUCKET = 50
 SCORE_MIN, SCORE_MAX = 300, 850
 DELINQUENT_DAYS = 30
+# How long before its due date a repayment may have been made. A repayment is never recorded earlier than this
+# (portal/records/synthetic.py pays at the earliest on the due date itself, 08:00 Shanghai time, which is
+# midnight UTC; a full instalment cycle more is allowed for a consumer who pays ahead), so the delinquency
+# queries, which select repayments by due date, can also bound their time: the transactions table is
+# partitioned by month of occurred_at, and without that bound they would read every month it holds.
+REPAYMENT_MAX_DAYS_EARLY = 31
+
+
+def _repayments_due_since(since: datetime) -> Q:
+    """Repayments due on or after `since` (a UTC midnight), with the time bound that prunes partitions."""
+    return Q(
+        kind=Transaction.Kind.REPAYMENT,
+        due_date__gte=since.date(),
+        occurred_at__gte=since - timedelta(days=REPAYMENT_MAX_DAYS_EARLY),
+    )
 
 
 def segment_figures(segment_id: int, *, now: datetime | None = None, months: int = 12) -> dict[str, Any]:
@@ -40,9 +55,8 @@ def segment_figures(segment_id: int, *, now: datetime | None = None, months: int
     histogram[-1]["consumers"] += by_bucket.get(len(histogram), 0)  # 850 itself closes the last bucket
     delinquent = (
         Transaction.objects.filter(
+            _repayments_due_since(since),
             consumer__memberships__segment_id=segment_id,
-            kind=Transaction.Kind.REPAYMENT,
-            due_date__gte=since.date(),
             days_late__gte=DELINQUENT_DAYS,
         )
         .values("consumer_id")
@@ -87,9 +101,7 @@ def segment_delinquency_by_month(
     One query whatever the segment's size; suppression is the caller's job."""
     rows = (
         Transaction.objects.filter(
-            consumer__memberships__segment_id=segment_id,
-            kind=Transaction.Kind.REPAYMENT,
-            due_date__gte=_window_start(now, months).date(),
+            _repayments_due_since(_window_start(now, months)), consumer__memberships__segment_id=segment_id
         )
         .annotate(month=TruncMonth("due_date"))
         .values("month")

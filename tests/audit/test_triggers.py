@@ -136,13 +136,14 @@ def test_the_system_check_reports_a_disabled_trigger_or_a_replaced_function():
         "AS $$ BEGIN RETURN OLD; END $$"
     )
     messages = [error.msg for error in check_append_only_triggers(databases=["default"])]
-    # Every trigger calling it, on the tables and on each monthly partition of the events table.
+    # Every trigger calling it, on the tables and on each monthly partition of the events and subjects.
     refusing = [
         t
-        for t in triggers.triggers("postgresql", triggers.event_partitions(connection))
+        for t in triggers.triggers("postgresql", triggers.all_partitions(connection))
         if t.function == triggers.REFUSE_FUNCTION
     ]
     assert len(refusing) > 8
+    assert {t.relation for t in refusing} >= set(triggers.subject_partitions(connection)) != set()
     assert len(messages) == len(refusing) and all("altered" in message for message in messages)
 
 
@@ -151,7 +152,7 @@ def test_post_migrate_puts_dropped_triggers_back(make_event):
     settle_deferred_constraints()
     triggers.uninstall(connection)
     # A partition's copies of a table's row triggers go with the table's own, and are reported with it.
-    rule = triggers.triggers(connection.vendor, triggers.event_partitions(connection))
+    rule = triggers.triggers(connection.vendor, triggers.all_partitions(connection))
     assert len(triggers.problems(connection)) == len([t for t in rule if not t.cloned])
     assert check_append_only_triggers(databases=["default"])
     # Its checks do not stop migrate (E001 is a deployment check), and its post_migrate step repairs.

@@ -1,5 +1,6 @@
 """Monthly partitions of the transactions table (PostgreSQL): where rows land, the idempotent job, and the
-partitions the access policy's list and the score refresh actually scan (their EXPLAIN)."""
+partitions the access policy's list, the score refresh and the segment delinquency queries actually scan
+(their EXPLAIN)."""
 
 from __future__ import annotations
 
@@ -171,3 +172,74 @@ def test_the_score_refresh_does_not_scan_months_after_its_cut_off(demo):
     assert partitions.partition_name(partitions.add_months(THIS_MONTH, 1)) in every - expected
     for sql in inserts:
         assert scanned(sql) == expected
+
+
+def test_no_repayment_is_generated_before_its_due_date():
+    """What the delinquency queries' time bound relies on: synthetic.py pays at the earliest at 08:00
+    Shanghai time on the due date (midnight UTC), so REPAYMENT_MAX_DAYS_EARLY leaves a whole cycle spare."""
+    from portal.records import selectors, synthetic
+
+    most_early: timedelta | None = None
+    repayments = 0
+    for consumer in synthetic.generate(7, 0, 400, date(2026, 6, 30)):
+        for _slot, kind, _amount, _merchant, epoch, _channel, due, _late in consumer.transactions:
+            if kind != "repayment":
+                continue
+            assert due is not None
+            repayments += 1
+            due_midnight_utc = datetime(due.year, due.month, due.day, tzinfo=UTC)
+            early = due_midnight_utc - datetime.fromtimestamp(epoch, UTC)
+            most_early = early if most_early is None else max(most_early, early)
+    assert repayments > 1000 and most_early is not None
+    assert most_early <= timedelta(0) < timedelta(days=selectors.REPAYMENT_MAX_DAYS_EARLY)
+
+
+def delinquency_figures(segment_ids: list[int]) -> list[Any]:
+    from portal.records import selectors
+
+    return [
+        (
+            selectors.segment_figures(pk)["delinquent_consumers"],
+            selectors.segment_delinquency_by_month(pk),
+        )
+        for pk in segment_ids
+    ]
+
+
+@pytest.mark.postgres
+def test_the_delinquency_queries_scan_only_the_months_their_repayments_can_be_in(demo, monkeypatch):
+    from portal.records import selectors
+    from portal.records.models import Segment
+
+    now = timezone.now()
+    since = selectors._window_start(now, 12)
+    segment = Segment.objects.order_by("pk").first()
+    assert segment is not None
+    with CaptureQueriesContext(connection) as queries:
+        selectors.segment_figures(segment.pk, now=now)
+        selectors.segment_delinquency_by_month(segment.pk, now=now)
+    delinquency = [q["sql"] for q in queries.captured_queries if '"due_date"' in q["sql"]]
+    assert len(delinquency) == 2
+    first = partitions.month_start(since - timedelta(days=selectors.REPAYMENT_MAX_DAYS_EARLY))
+    every = set(partitions.transaction_partitions(connection))
+    expected = {
+        name
+        for name in every
+        if name == partitions.DEFAULT_PARTITION or month_of(name) >= first  # type: ignore[operator]
+    }
+    # The demo world's two years of history: the older months are not read at all.
+    assert partitions.partition_name(partitions.add_months(first, -6)) in every - expected
+    for sql in delinquency:
+        assert scanned(sql) == expected
+
+    # The bound changes nothing: the same figures as without it (a bound far enough back to hold every row),
+    # for every segment of the demo world, and they are not all zero.
+    assert not Transaction.objects.filter(
+        kind=Transaction.Kind.REPAYMENT,
+        occurred_at__lt=datetime(2000, 1, 1, tzinfo=UTC),
+    ).exists()
+    segments = list(Segment.objects.order_by("pk").values_list("pk", flat=True))
+    bounded = delinquency_figures(segments)
+    assert any(figures[0] for figures in bounded)
+    monkeypatch.setattr(selectors, "REPAYMENT_MAX_DAYS_EARLY", (now.date() - date(2000, 1, 1)).days)
+    assert delinquency_figures(segments) == bounded

@@ -34,9 +34,11 @@ class Command(BaseCommand):
                 covering = partitions.event_partition_detach(connection, partition=options["detach"])
             except partitions.RetentionRefused as exc:
                 raise CommandError(f"refused: {exc}") from None
+            subject_partition = partitions.subject_partition_of(options["detach"])
+            subjects = f" and {subject_partition}" if subject_partition else ""
             self.stdout.write(
-                f"detached {options['detach']} (covered by the checkpoint at position {covering}); "
-                "archive the table (pg_dump -t) and drop it"
+                f"detached {options['detach']}{subjects} (covered by the checkpoint at position {covering}); "
+                "archive the tables (pg_dump -t) and drop them"
             )
         for name in triggers.event_partitions(connection):
             state = partitions.partition_state(connection, name)
