@@ -71,6 +71,7 @@ EVENT_FIELDS = (
 LINK_FIELDS = ("prev_hash", "hash")
 _COLUMNS = (*EVENT_FIELDS, *LINK_FIELDS)
 _ID, _POSITION = _COLUMNS.index("id"), _COLUMNS.index("chain_position")
+_OCCURRED = _COLUMNS.index("occurred_at")
 _PREV, _HASH = _COLUMNS.index("prev_hash"), _COLUMNS.index("hash")
 
 # PostgreSQL advisory lock keys (64-bit): one sealer and one checkpoint publisher at a time, site-wide.
@@ -126,13 +127,17 @@ def _chunks(values: Sequence[int], size: int | None) -> Iterator[Sequence[int]]:
         yield values[start : start + size]
 
 
-def _subjects_of(event_ids: Sequence[int]) -> dict[int, list[str]]:
+def _subjects_of(rows: Sequence[Sequence[Any]]) -> dict[int, list[str]]:
+    """The subjects of these event rows. A subject carries its event's time, so bounding it by the rows'
+    times lets PostgreSQL read only those months' subject partitions."""
     subjects: dict[int, list[str]] = defaultdict(list)
+    if not rows:
+        return subjects
+    times = [row[_OCCURRED] for row in rows]
+    around = AuditSubject.objects.filter(occurred_at__gte=min(times), occurred_at__lte=max(times))
     # SQLite limits the number of parameters of one statement.
-    for chunk in _chunks(event_ids, connection.features.max_query_params):
-        for event_id, public_id in AuditSubject.objects.filter(event_id__in=chunk).values_list(
-            "event_id", "public_id"
-        ):
+    for chunk in _chunks([row[_ID] for row in rows], connection.features.max_query_params):
+        for event_id, public_id in around.filter(event_id__in=chunk).values_list("event_id", "public_id"):
             subjects[event_id].append(public_id)
     return subjects
 
@@ -187,7 +192,7 @@ def _seal_batch(batch_size: int) -> int | None:
         )
         if not rows:
             return 0
-        subjects = _subjects_of([row[_ID] for row in rows])
+        subjects = _subjects_of(rows)
         sealed_at = timezone.now()
         position, prev = current.position, current.hash
         links: list[tuple[int, int, str, str]] = []
@@ -247,7 +252,7 @@ def iter_sealed(
     *, after_position: int = 0, until_position: int | None = None, batch_size: int = BATCH_SIZE
 ) -> Iterator[SealedLink]:
     """Stream the sealed chain in position order: two queries per batch (events, then their subjects by
-    position range through a join), constant memory whatever the length of the chain."""
+    event id within the events' time range), constant memory whatever the length of the chain."""
     last = after_position
     while True:
         events = AuditEvent.objects.filter(chain_position__gt=last)
@@ -256,12 +261,7 @@ def iter_sealed(
         rows = list(events.order_by("chain_position").values_list(*_COLUMNS)[:batch_size])
         if not rows:
             return
-        high = rows[-1][_POSITION]
-        subjects: dict[int, list[str]] = defaultdict(list)
-        for event_id, public_id in AuditSubject.objects.filter(
-            event__chain_position__gt=last, event__chain_position__lte=high
-        ).values_list("event_id", "public_id"):
-            subjects[event_id].append(public_id)
+        subjects = _subjects_of(rows)
         for row in rows:
             event = dict(zip(_COLUMNS, row, strict=True))
             yield SealedLink(
@@ -271,4 +271,4 @@ def iter_sealed(
                 hash=row[_HASH],
                 canonical=canonical_bytes(event, subjects.get(row[_ID], ())),
             )
-        last = high
+        last = rows[-1][_POSITION]

@@ -15,18 +15,6 @@ from audit.recorder import note_for
 from portal.accounts import mfa
 from portal.accounts.models import User
 
-# Why the last authenticate() on this request refused, for a login view to say so (never says which of
-# username and password was wrong).
-FAILURE_ATTRIBUTE = "portal_auth_failure"
-OTP_REQUIRED = "otp_required"
-OTP_INVALID = "otp_invalid"
-CREDENTIALS_INVALID = "credentials_invalid"
-
-
-def _fail(request: HttpRequest | None, reason: str) -> None:
-    if request is not None:
-        setattr(request, FAILURE_ATTRIBUTE, reason)
-
 
 class PortalBackend(ModelBackend):
     """ModelBackend plus: a non-administrator without an organisation cannot log in, and a user who has
@@ -52,19 +40,16 @@ class PortalBackend(ModelBackend):
     ) -> User | None:
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None or not isinstance(user, User):
-            _fail(request, CREDENTIALS_INVALID)
             return None
         device = None
         # Whoever has enrolled a second factor must present it, whatever MFA_REQUIRED says.
         if mfa.has_second_factor(user):
             if not otp:
-                _fail(request, OTP_REQUIRED)
                 return None
             device = mfa.second_factor_verify(user=user, otp=otp)
             if device is None:
-                _fail(request, OTP_INVALID)
                 return None
-        # django-otp's login hook stores this device in the session: the session counts as verified.
+        # The login signal (accounts.apps) stores this device in the session: the session counts as verified.
         user.otp_device = device  # type: ignore[attr-defined]
         # Both factors passed: earlier failures of this username no longer count towards a lockout.
         reset(username=user.get_username())
