@@ -455,26 +455,8 @@ def convert_to_partitioned(connection: Any) -> None:
     check constraint and the id sequence; the primary key becomes (id, occurred_at). Triggers are installed
     afterwards by the caller (the copy must not meet the rule that events arrive unsealed)."""
     old = f"{EVENT_TABLE}_unpartitioned"
+    indexes, constraints, sequence, schema = _table_facts(connection, EVENT_TABLE, "contype <> 'n'")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-            "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT EXISTS ("
-            "  SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('u', 'x'))",
-            [EVENT_TABLE],
-        )
-        indexes = cursor.fetchall()
-        cursor.execute(
-            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype <> 'n' ORDER BY conname",
-            [EVENT_TABLE],
-        )
-        constraints = cursor.fetchall()
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [EVENT_TABLE])
-        sequence = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [EVENT_TABLE]
-        )
-        schema = cursor.fetchone()[0]
         cursor.execute(
             f"SELECT min({PARTITION_KEY}) FROM {EVENT_TABLE}"  # noqa: S608
         )
@@ -614,29 +596,37 @@ def _unique_columns(cursor: Any, table: str) -> dict[str, list[str]]:
     return {name: list(columns) for name, columns in cursor.fetchall()}
 
 
-def _subject_facts(connection: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], str, str]:
+def _table_facts(
+    connection: Any, table: str, constraint_filter: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], str, str]:
+    """What converting `table` to or from partitions must carry over: its plain indexes (not those behind
+    a constraint), the constraints `constraint_filter` selects, its id sequence and its schema."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
             "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT EXISTS ("
             "  SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('u', 'x'))",
-            [SUBJECT_TABLE],
+            [table],
         )
         indexes = cursor.fetchall()
         cursor.execute(
-            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype IN ('c', 'p', 'u') AND coninhcount = 0 "
-            "ORDER BY conname",
-            [SUBJECT_TABLE],
+            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "  # noqa: S608
+            f"WHERE conrelid = %s::regclass AND {constraint_filter} ORDER BY conname",
+            [table],
         )
         constraints = cursor.fetchall()
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [SUBJECT_TABLE])
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
         sequence = cursor.fetchone()[0]
         cursor.execute(
-            "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [EVENT_TABLE]
+            "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [table]
         )
         schema = cursor.fetchone()[0]
     return indexes, constraints, sequence, schema
+
+
+def _subject_facts(connection: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], str, str]:
+    # Own constraints only: a partitioned table's children inherit theirs (coninhcount > 0).
+    return _table_facts(connection, SUBJECT_TABLE, "contype IN ('c', 'p', 'u') AND coninhcount = 0")
 
 
 def convert_subjects_to_partitioned(connection: Any) -> None:
