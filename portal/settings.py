@@ -284,6 +284,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": envint("NUM_PROXIES", "0"),
 }
 API_TOKEN_TTL_SECONDS = envint("API_TOKEN_TTL_SECONDS", str(8 * 3600))
+# How long an approved credential reset's enrolment link works (single use either way).
+CREDENTIAL_RESET_TTL_SECONDS = envint("PORTAL_CREDENTIAL_RESET_TTL_SECONDS", str(24 * 3600))
 API_MAX_PAGE_SIZE = 200
 API_DEFAULT_PAGE_SIZE = 50
 SPECTACULAR_SETTINGS = {
