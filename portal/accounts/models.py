@@ -149,7 +149,12 @@ class Membership(models.Model):
     reason = models.TextField(_("reason"), blank=True)
     # Null only for memberships recorded from before the workflow existed (migration accounts.0005).
     requested_by = models.ForeignKey(
-        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True, verbose_name=_("requested by")
+        User,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        verbose_name=_("requested by"),
     )
     requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
     decided_by = models.ForeignKey(
@@ -170,7 +175,9 @@ class Membership(models.Model):
             models.UniqueConstraint(
                 fields=["user"], condition=Q(status="approved"), name="membership_one_in_force"
             ),
-            models.UniqueConstraint(fields=["user"], condition=Q(status="requested"), name="membership_one_open"),
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(status="requested"), name="membership_one_open"
+            ),
             models.CheckConstraint(
                 condition=models.Q(role__in=[r.value for r in Role]), name="membership_role_valid"
             ),
@@ -186,7 +193,10 @@ IN_FORCE_FLAG = "in_force_flag"
 def in_force_for(user: User) -> Q:
     """The condition on memberships that puts `user`'s organisation and role in force."""
     return Q(
-        user_id=user.pk, status=Membership.Status.APPROVED, role=user.role, organisation_id=user.organisation_id
+        user_id=user.pk,
+        status=Membership.Status.APPROVED,
+        role=user.role,
+        organisation_id=user.organisation_id,
     )
 
 

@@ -34,12 +34,12 @@ from audit import recorder
 from audit.models import AuditEvent
 from portal.accounts.models import ApiToken, CredentialReset, Membership, Organisation, Role, User
 
-ENROLMENT_PREFIX = "enr_"  # noqa: S105 - marks the secret in a link; not a secret itself
+ENROLMENT_PREFIX = "enr_"
 
 
 class AccountError(Exception):
     """A membership or credential action refused; `field` names the input at fault (or "non_field_errors");
-    `code` is "forbidden" or "four_eyes" for who may not act, "conflict" for a state that does not allow it."""
+    `code`: "forbidden" or "four_eyes" for who may not act, "conflict" for a state that does not allow it."""
 
     def __init__(self, field: str, message: str, *, code: str = "invalid") -> None:
         super().__init__(message)
@@ -69,7 +69,9 @@ def _require_requester(user: User) -> None:
         return
     if user.role in (Role.ADMIN, Role.COMPLIANCE) and user.membership_in_force:
         return
-    raise _fail("non_field_errors", "Only an administrator or a compliance officer requests this.", "forbidden")
+    raise _fail(
+        "non_field_errors", "Only an administrator or a compliance officer requests this.", "forbidden"
+    )
 
 
 def _require_approver(*, approver: User, requester_id: int | None, subject: User) -> None:
@@ -78,7 +80,9 @@ def _require_approver(*, approver: User, requester_id: int | None, subject: User
             "non_field_errors", "Only a compliance officer whose membership is in force decides.", "forbidden"
         )
     if approver.pk == requester_id:
-        raise _fail("non_field_errors", "Four eyes: the requester cannot decide on their own request.", "four_eyes")
+        raise _fail(
+            "non_field_errors", "Four eyes: the requester cannot decide on their own request.", "four_eyes"
+        )
     if approver.pk == subject.pk:
         raise _fail("non_field_errors", "Four eyes: nobody decides on their own account.", "four_eyes")
 
@@ -149,9 +153,14 @@ def membership_request(
     user = User.objects.select_for_update().get(pk=user.pk)
     if Membership.objects.filter(user=user, status=Membership.Status.REQUESTED).exists():
         raise _fail("user", "This account already has a membership request waiting.", "conflict")
-    if user.is_active and user.membership_in_force and (user.role, user.organisation_id) == (
-        role,
-        organisation.pk if organisation else None,
+    if (
+        user.is_active
+        and user.membership_in_force
+        and (user.role, user.organisation_id)
+        == (
+            role,
+            organisation.pk if organisation else None,
+        )
     ):
         raise _fail("role", "This account already holds this membership.", "conflict")
     membership = Membership.objects.create(
@@ -177,7 +186,11 @@ def membership_approve(*, membership: Membership, approver: User, note: str = ""
     user = User.objects.select_for_update().get(pk=membership.user_id)
     _require_approver(approver=approver, requester_id=membership.requested_by_id, subject=user)
     if membership.status != Membership.Status.REQUESTED:
-        raise _fail("status", f"Only a requested membership can be approved; this one is {membership.status}.", "conflict")
+        raise _fail(
+            "status",
+            f"Only a requested membership can be approved; this one is {membership.status}.",
+            "conflict",
+        )
     _approve(membership, user, approver=approver, note=note)
     _event(actor=approver, action="membership.approve", kind="membership", obj=membership, subject=user)
     return membership
@@ -186,7 +199,10 @@ def membership_approve(*, membership: Membership, approver: User, note: str = ""
 def _approve(membership: Membership, user: User, *, approver: User, note: str) -> None:
     now = timezone.now()
     Membership.objects.filter(user=user, status=Membership.Status.APPROVED).update(
-        status=Membership.Status.ENDED, ended_by=approver, ended_at=now, end_reason="Superseded by a new membership."
+        status=Membership.Status.ENDED,
+        ended_by=approver,
+        ended_at=now,
+        end_reason="Superseded by a new membership.",
     )
     membership.status = Membership.Status.APPROVED
     membership.decided_by, membership.decided_at, membership.decision_note = approver, now, note
@@ -201,11 +217,17 @@ def membership_reject(*, membership: Membership, approver: User, note: str = "")
     membership = _locked_membership(membership)
     _require_approver(approver=approver, requester_id=membership.requested_by_id, subject=membership.user)
     if membership.status != Membership.Status.REQUESTED:
-        raise _fail("status", f"Only a requested membership can be rejected; this one is {membership.status}.", "conflict")
+        raise _fail(
+            "status",
+            f"Only a requested membership can be rejected; this one is {membership.status}.",
+            "conflict",
+        )
     membership.status = Membership.Status.REJECTED
     membership.decided_by, membership.decided_at, membership.decision_note = approver, timezone.now(), note
     membership.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
-    _event(actor=approver, action="membership.reject", kind="membership", obj=membership, subject=membership.user)
+    _event(
+        actor=approver, action="membership.reject", kind="membership", obj=membership, subject=membership.user
+    )
     return membership
 
 
@@ -254,13 +276,21 @@ def memberships_bootstrap(*, first: User, second: User, reason: str) -> list[Mem
             status=Membership.Status.ENDED, ended_at=timezone.now(), end_reason="Replaced by the bootstrap."
         )
         membership = Membership.objects.create(
-            user=subject, organisation=subject.organisation, role=subject.role, reason=reason, requested_by=subject
+            user=subject,
+            organisation=subject.organisation,
+            role=subject.role,
+            reason=reason,
+            requested_by=subject,
         )
         _event(actor=subject, action="membership.request", kind="membership", obj=membership, subject=subject)
         made.append((membership, subject, approver))
     for membership, subject, approver in made:
-        _approve(membership, subject, approver=approver, note="Bootstrap of the first two compliance officers.")
-        _event(actor=approver, action="membership.approve", kind="membership", obj=membership, subject=subject)
+        _approve(
+            membership, subject, approver=approver, note="Bootstrap of the first two compliance officers."
+        )
+        _event(
+            actor=approver, action="membership.approve", kind="membership", obj=membership, subject=subject
+        )
     return [m for m, _s, _a in made]
 
 
@@ -283,7 +313,9 @@ def credential_reset_request(*, requester: User, user: User, reason: str) -> Cre
     if CredentialReset.objects.filter(user=user, status=CredentialReset.Status.REQUESTED).exists():
         raise _fail("user", "This account already has a reset request waiting.", "conflict")
     reset = CredentialReset.objects.create(user=user, reason=reason, requested_by=requester)
-    _event(actor=requester, action="credential_reset.request", kind="credential_reset", obj=reset, subject=user)
+    _event(
+        actor=requester, action="credential_reset.request", kind="credential_reset", obj=reset, subject=user
+    )
     return reset
 
 
@@ -292,14 +324,18 @@ def _locked_reset(reset: CredentialReset) -> CredentialReset:
 
 
 @transaction.atomic
-def credential_reset_approve(*, reset: CredentialReset, approver: User, note: str = "") -> tuple[CredentialReset, str]:
+def credential_reset_approve(
+    *, reset: CredentialReset, approver: User, note: str = ""
+) -> tuple[CredentialReset, str]:
     """Revoke the account's credentials (password, API tokens, every session, every second-factor device)
     and issue the enrolment link's secret, returned once: only its hash is kept."""
     reset = _locked_reset(reset)
     user = User.objects.select_for_update().get(pk=reset.user_id)
     _require_approver(approver=approver, requester_id=reset.requested_by_id, subject=user)
     if reset.status != CredentialReset.Status.REQUESTED:
-        raise _fail("status", f"Only a requested reset can be approved; this one is {reset.status}.", "conflict")
+        raise _fail(
+            "status", f"Only a requested reset can be approved; this one is {reset.status}.", "conflict"
+        )
     if not user.is_active:
         raise _fail("user", "An inactive account gets no credentials.", "conflict")
     now = timezone.now()
@@ -312,7 +348,9 @@ def credential_reset_approve(*, reset: CredentialReset, approver: User, note: st
     reset.decided_by, reset.decided_at, reset.decision_note = approver, now, note
     reset.token_hash = _digest(secret)
     reset.expires_at = now + timedelta(seconds=settings.CREDENTIAL_RESET_TTL_SECONDS)
-    reset.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "token_hash", "expires_at"])
+    reset.save(
+        update_fields=["status", "decided_by", "decided_at", "decision_note", "token_hash", "expires_at"]
+    )
     # An unusable password changes the session auth hash: every session and token issued before fails its
     # check (django.contrib.auth, accounts.tokens) even before the rows below are touched.
     user.set_unusable_password()
@@ -321,7 +359,9 @@ def credential_reset_approve(*, reset: CredentialReset, approver: User, note: st
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     _delete_sessions(user)
-    _event(actor=approver, action="credential_reset.approve", kind="credential_reset", obj=reset, subject=user)
+    _event(
+        actor=approver, action="credential_reset.approve", kind="credential_reset", obj=reset, subject=user
+    )
     return reset, secret
 
 
@@ -348,11 +388,19 @@ def credential_reset_reject(*, reset: CredentialReset, approver: User, note: str
     reset = _locked_reset(reset)
     _require_approver(approver=approver, requester_id=reset.requested_by_id, subject=reset.user)
     if reset.status != CredentialReset.Status.REQUESTED:
-        raise _fail("status", f"Only a requested reset can be rejected; this one is {reset.status}.", "conflict")
+        raise _fail(
+            "status", f"Only a requested reset can be rejected; this one is {reset.status}.", "conflict"
+        )
     reset.status = CredentialReset.Status.REJECTED
     reset.decided_by, reset.decided_at, reset.decision_note = approver, timezone.now(), note
     reset.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
-    _event(actor=approver, action="credential_reset.reject", kind="credential_reset", obj=reset, subject=reset.user)
+    _event(
+        actor=approver,
+        action="credential_reset.reject",
+        kind="credential_reset",
+        obj=reset,
+        subject=reset.user,
+    )
     return reset
 
 
@@ -365,7 +413,12 @@ def credential_reset_for_link(secret: str) -> CredentialReset | None:
         .filter(token_hash=_digest(secret), status=CredentialReset.Status.APPROVED, used_at__isnull=True)
         .first()
     )
-    if reset is None or reset.expires_at is None or reset.expires_at <= timezone.now() or not reset.user.is_active:
+    if (
+        reset is None
+        or reset.expires_at is None
+        or reset.expires_at <= timezone.now()
+        or not reset.user.is_active
+    ):
         return None
     return reset
 

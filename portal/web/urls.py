@@ -10,6 +10,7 @@ urlpatterns = [
     path("", auth.home, name="home"),
     path("accounts/login/", auth.login_view, name="login"),
     path("accounts/logout/", auth.logout_view, name="logout"),
+    path("accounts/enrol/", auth.enrol, name="enrol"),
     path("dashboard/", records.dashboard, name="dashboard"),
     path("consumers/", records.consumer_list, name="consumers"),
     path("consumers/<str:public_id>/", records.consumer_detail, name="consumer"),

@@ -183,7 +183,9 @@ class Command(BaseCommand):
             first.membership_changed()
             second.membership_changed()
         if not (first.membership_in_force and second.membership_in_force):
-            raise CommandError("the demo's compliance officers are not both in force: fix their memberships first")
+            raise CommandError(
+                "the demo's compliance officers are not both in force: fix their memberships first"
+            )
         for username, role, org, _first_name, _last_name in USERS:
             user = User.objects.get(username=username)
             if user.membership_in_force or user.pk in (first.pk, second.pk):
