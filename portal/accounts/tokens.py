@@ -47,7 +47,7 @@ def token_check(secret: str) -> ApiToken | None:
         return None
     user = token.user
     # Read with the token: whether the user's membership is in force costs no query of its own.
-    user.__dict__[IN_FORCE_FLAG] = token.user_in_force  # type: ignore[attr-defined]
+    user.__dict__[IN_FORCE_FLAG] = token.user_in_force
     if not user.is_active or (user.organisation_id is None and user.role != User.Role.ADMIN):
         return None
     if not token.auth_hash or not constant_time_compare(token.auth_hash, user.get_session_auth_hash()):

@@ -210,7 +210,7 @@ def test_a_move_to_another_organisation_takes_effect_only_when_approved(demo):
         requester=_user("admin"), user=regulator, role=User.Role.REGULATOR, organisation=nfra, reason=REASON
     )
     # Requested only: still the old organisation and its grants.
-    assert _user("regulator").organisation.short_name == "pbc-crc"
+    assert _user("regulator").organisation == Organisation.objects.get(short_name="pbc-crc")
     assert policy.scope_for(_user("regulator")).segments == before.segments
     services.membership_approve(membership=move, approver=_user("compliance"))
     moved = _user("regulator")
@@ -298,7 +298,7 @@ def test_a_decided_membership_cannot_be_decided_again(api, demo):
 
 # --- Events ---------------------------------------------------------------------------------------------
 def test_every_membership_step_is_an_event_from_the_service_itself(demo):
-    newreg, membership = _new_regulator()
+    _newreg, membership = _new_regulator()
     services.membership_approve(membership=membership, approver=_user("compliance"))
     services.account_deactivate(user=_user("newreg"), by=_user("admin"), reason="Left.")
     # No request in sight: the events are the services' own.
@@ -408,3 +408,23 @@ def test_the_migration_records_existing_memberships_as_approved(before_membershi
     assert User.objects.get(pk=placed.pk).membership_in_force
     assert User.objects.get(pk=admin.pk).membership_in_force
     assert not User.objects.get(pk=inactive.pk).membership_in_force
+
+
+def test_a_fresh_installation_bootstraps_its_first_two_officers_once(db, capsys):
+    from django.core.management import CommandError, call_command
+
+    from tests.factories import OrganisationFactory
+
+    operator = OrganisationFactory.create(kind="operator", short_name="op")
+    for name in ("first", "second"):
+        UserFactory.create(username=name, role="compliance", organisation=operator, membership=False)
+    User.objects.filter(username="second").update(password="!")  # an account made without a password
+    call_command("accounts_bootstrap", "first", "second", "--reason", "Installation.")
+    out = capsys.readouterr().out
+    assert _user("first").membership_in_force and _user("second").membership_in_force
+    assert _user("first").memberships.get().decided_by == _user("second")
+    assert "Enrolment link for second" in out and "Enrolment link for first" not in out
+    UserFactory.create(username="third", role="compliance", organisation=operator, membership=False)
+    with pytest.raises(CommandError, match="in force"):
+        call_command("accounts_bootstrap", "third", "first", "--reason", "Again.")
+    assert not _user("third").membership_in_force
