@@ -297,7 +297,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ConsumerStatusEnum": "portal.records.models.Consumer.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "ConsumerStatusEnum": "portal.records.models.Consumer.Status",
+        "RoleEnum": "portal.accounts.models.Role",
+        "MembershipStatusEnum": "portal.accounts.models.Membership.Status",
+        "CredentialResetStatusEnum": "portal.accounts.models.CredentialReset.Status",
+    },
     # Every operation's error answers (400/401/403/404/429/503) in the schema (issue 7).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -280,7 +280,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MembershipRequestSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=150, help_text="The account's username.")
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
     organisation = serializers.SlugField(
         required=False,
         allow_null=True,
@@ -295,7 +295,7 @@ class AccountCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     first_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
     last_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
     organisation = serializers.SlugField(required=False, allow_null=True, max_length=50)
     reason = serializers.CharField(max_length=2000)
 
