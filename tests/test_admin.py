@@ -175,3 +175,44 @@ def test_membership_and_reset_requests_from_the_admin_wait_for_compliance(admin_
         == 403
     )
     assert Membership.objects.get(pk=membership.pk).status == "requested"
+
+
+def test_an_account_added_in_the_admin_console_lists_nothing_until_a_second_person_approves(
+    admin_client_demo,
+):
+    from portal.accounts.models import Organisation, User
+    from tests.api.conftest import ApiClient
+
+    def listed(username: str) -> list[str]:
+        response = ApiClient(User.objects.get(username=username)).get("/api/v1/consumers/")
+        return [row["public_id"] for row in response.json().get("results", [])]
+
+    response = admin_client_demo.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "newreg",
+            "email": "newreg@pbc.example",
+            "role": "regulator",
+            "organisation": Organisation.objects.get(short_name="pbc-crc").pk,
+            "reason": "Joins the supervisory review team.",
+            # What the stock form asked for: ignored now, an account gets no password from anyone.
+            "usable_password": "true",
+            "password1": "a password of the admin's choosing",
+            "password2": "a password of the admin's choosing",
+        },
+    )
+    assert response.status_code == 302, response.content
+    newreg = User.objects.get(username="newreg")
+    assert newreg.organisation == User.objects.get(username="regulator").organisation
+    assert listed("regulator")  # the organisation's grant is live...
+    assert listed("newreg") == []  # ...and does not reach an account nobody else approved
+    assert not newreg.has_usable_password()
+
+    membership = newreg.memberships.get()
+    assert (membership.status, membership.requested_by) == ("requested", User.objects.get(username="admin"))
+    approved = ApiClient(User.objects.get(username="compliance")).post(
+        f"/api/v1/memberships/{membership.pk}/approve/", {}, content_type="application/json"
+    )
+    assert approved.status_code == 200, approved.content
+    assert approved.json()["status"] == "approved"
+    assert listed("newreg")

@@ -48,41 +48,7 @@ def _new_regulator(requester: str = "admin", username: str = "newreg") -> tuple[
     )
 
 
-# --- The finding: one administrator gives an account its organisation's grants ---------------------------
-def test_an_account_added_in_the_admin_console_lists_nothing_until_a_second_person_approves(client, demo):
-    client.force_login(_user("admin"))
-    response = client.post(
-        "/admin/accounts/user/add/",
-        {
-            "username": "newreg",
-            "email": "newreg@pbc.example",
-            "role": "regulator",
-            "organisation": Organisation.objects.get(short_name="pbc-crc").pk,
-            "reason": REASON,
-            # What the stock form asked for: ignored now, an account gets no password from anyone.
-            "usable_password": "true",
-            "password1": "a password of the admin's choosing",
-            "password2": "a password of the admin's choosing",
-        },
-    )
-    assert response.status_code == 302, response.content
-    newreg = _user("newreg")
-    assert not newreg.has_usable_password()
-    assert _user("regulator").organisation == newreg.organisation
-    assert _consumers(_user("regulator"))  # the organisation's grant is live
-    assert _consumers(newreg) == []
-    assert ApiClient(newreg).get("/api/v1/consumers/").status_code == 403
-
-    membership = newreg.memberships.get()
-    assert (membership.status, membership.requested_by) == ("requested", _user("admin"))
-    approved = ApiClient(_user("compliance")).post(
-        f"/api/v1/memberships/{membership.pk}/approve/", {}, content_type=JSON
-    )
-    assert approved.status_code == 200, approved.content
-    assert approved.json()["status"] == "approved"
-    assert _consumers(_user("newreg"))
-
-
+# --- The finding: one person gives an account its organisation's grants (admin console: tests/test_admin.py)
 def test_an_account_made_in_a_shell_through_the_service_lists_nothing_until_approved(demo):
     newreg, membership = _new_regulator()
     assert policy.scope_for(newreg).is_empty()

@@ -62,7 +62,11 @@ def decide(request: HttpRequest, kind: str, pk: str, verb: str) -> HttpResponse:
         raise pages.NotFound
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        return _page(request, error=(kind, target.pk, " ".join(form.errors.get("note", []))), status=400)
+        return _page(
+            request,
+            error=(kind, target.pk, " ".join(str(e) for e in form.errors.get("note", []))),
+            status=400,
+        )
     user, text = pages.user_of(request), form.cleaned_data["note"]
     try:
         if kind == "membership":
