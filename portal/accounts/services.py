@@ -208,7 +208,8 @@ def _approve(membership: Membership, user: User, *, approver: User, note: str) -
     membership.decided_by, membership.decided_at, membership.decision_note = approver, now, note
     membership.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     user.organisation, user.role, user.is_active = membership.organisation, membership.role, True
-    user.is_staff = user.is_staff and membership.role == Role.ADMIN
+    # The admin console is the administrators' (and only theirs), from the approval of that role on.
+    user.is_staff = membership.role == Role.ADMIN
     user.save(update_fields=["organisation", "role", "is_active", "is_staff"])
 
 

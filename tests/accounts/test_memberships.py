@@ -394,3 +394,20 @@ def test_a_fresh_installation_bootstraps_its_first_two_officers_once(db, capsys)
     with pytest.raises(CommandError, match="in force"):
         call_command("accounts_bootstrap", "third", "first", "--reason", "Again.")
     assert not _user("third").membership_in_force
+
+
+def test_an_administrator_account_reaches_the_console_only_once_its_membership_is_approved(client, demo):
+    made, membership = services.account_create(
+        requester=_user("admin"),
+        username="admin2",
+        email="",
+        role=User.Role.ADMIN,
+        organisation=Organisation.objects.get(short_name="operator"),
+        reason=REASON,
+    )
+    assert not made.is_staff and not made.is_superuser
+    client.force_login(made)
+    assert client.get("/admin/").status_code == 302  # to the console's login: not staff
+    services.membership_approve(membership=membership, approver=_user("compliance"))
+    assert _user("admin2").is_staff and not _user("admin2").is_superuser
+    assert client.get("/admin/").status_code == 200
