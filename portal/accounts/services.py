@@ -23,7 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -123,9 +125,13 @@ def account_create(
     reason = _reason(reason)
     _check_placement(role, organisation)
     user = User(
-        username=username, email=email, first_name=first_name, last_name=last_name, role=role,
+        username=username,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
         organisation=organisation,
-    )  # fmt: skip
+    )
     user.set_unusable_password()
     try:
         user.full_clean()
@@ -368,9 +374,6 @@ def credential_reset_approve(
 
 def _delete_sessions(user: User) -> None:
     """Delete the account's stored sessions (database sessions; a cache backend's die by the hash check)."""
-    from django.contrib.auth import SESSION_KEY
-    from django.contrib.sessions.models import Session
-
     if settings.SESSION_ENGINE not in (
         "django.contrib.sessions.backends.db",
         "django.contrib.sessions.backends.cached_db",
