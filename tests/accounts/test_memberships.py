@@ -49,11 +49,14 @@ def _new_regulator(requester: str = "admin", username: str = "newreg") -> tuple[
 
 
 # --- The finding: one person gives an account its organisation's grants (admin console: tests/test_admin.py)
-def test_an_account_made_in_a_shell_through_the_service_lists_nothing_until_approved(demo):
+def test_an_account_made_in_a_shell_through_the_service_lists_nothing_until_approved(client, demo):
     newreg, membership = _new_regulator()
     assert policy.scope_for(newreg).is_empty()
+    client.force_login(newreg)
+    assert client.get("/consumers/").status_code == 403  # the web pages, too
     services.membership_approve(membership=membership, approver=_user("compliance2"))
     assert not policy.scope_for(_user("newreg")).is_empty()
+    assert client.get("/consumers/").status_code == 200
 
 
 def test_an_account_written_straight_into_the_database_lists_nothing(demo):
