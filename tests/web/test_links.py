@@ -61,3 +61,16 @@ def test_every_link_two_clicks_from_the_landing_page_opens(client_for, username)
         if response.status_code != 200:
             broken[url] = response.status_code
     assert broken == {}, f"{username} sees links that do not open: {broken}"
+
+
+def test_the_site_icon_is_served_at_the_root(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"
+    body = b"".join(response.streaming_content)
+    assert body[:4] == b"\x00\x00\x01\x00" and b"PNG" in body[:64]  # an ICO holding one PNG image
+
+
+def test_the_api_docs_page_carries_no_inline_style(client):
+    body = client.get("/api/docs/").content.decode()
+    assert "<style" not in body and "style=" not in body
+    assert "/static/web/api-docs.css" in body
