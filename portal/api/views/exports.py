@@ -70,7 +70,7 @@ class ExportListView(PortalView):
         scope = self.scope()
         segment = Segment.objects.filter(pk=data["segment"]).first()
         held = scope.segment_permissions(segment.pk) if segment is not None else set()
-        if not held:
+        if segment is None or not held:
             # A segment outside every grant of the caller's is not there for them, like an unknown id.
             raise ValidationError({"segment": ["Unknown segment."]})
         if Permission.EXPORT_RECORDS not in held:

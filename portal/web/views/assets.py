@@ -17,4 +17,4 @@ def favicon(request: HttpRequest) -> FileResponse:
     path = finders.find(FAVICON)
     if not isinstance(path, str):
         raise Http404(FAVICON)
-    return FileResponse(open(path, "rb"), content_type="image/x-icon")  # noqa: SIM115 (FileResponse closes it)
+    return FileResponse(open(path, "rb"), content_type="image/x-icon")  # FileResponse closes it
