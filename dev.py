@@ -1,13 +1,29 @@
 #!/usr/bin/env python3
 """Set up and run the portal with nothing but Python 3.11+.
 
-    python3 dev.py serve   # install, migrate, load the demo world, serve http://127.0.0.1:8000
-    python3 dev.py test    # install, run the test suite
+usage:
+    python3 dev.py serve [ADDR:PORT]   install, migrate, load the demo world, serve (default 127.0.0.1:8000)
+    python3 dev.py test [PYTEST ARGS]  install, run the test suite; arguments go to pytest as they are
+                                       (e.g. `python3 dev.py test tests/api -x -k export`)
+    python3 dev.py install             only create or update ./.venv
+    python3 dev.py --help              this text
 
 Both create ./.venv and install the pinned dependencies (constraints.txt) on first use, and again whenever
-pyproject.toml or constraints.txt change. With DATABASE_URL (PostgreSQL) set, the PostgreSQL driver is
-installed too (it builds against libpq: Debian's libpq-dev). With REDIS_URL set, `serve` also runs a Celery
-worker and beat; without it, tasks run in-process and the schedule fires inside the server.
+pyproject.toml or constraints.txt change. Nothing set: SQLite (var/portal.sqlite3) and Celery in-process.
+
+Environment:
+    DATABASE_URL        postgres://… uses PostgreSQL and installs its driver (it builds against libpq:
+                        Debian's libpq-dev); tests then run on the database TEST_DATABASE_NAME.
+    TEST_DATABASE_NAME  the test database on that server (default test_portal): give each checkout its own
+                        to run two test suites on one PostgreSQL at once.
+    REDIS_URL           redis://… `serve` also runs a Celery worker and beat; without it, tasks run
+                        in-process and the schedule fires inside the server.
+    PORTAL_REQUIRE_SERVICES=1
+                        tests that need PostgreSQL, Redis, a worker or Chromium fail instead of skipping (CI).
+    DEMO_PASSWORD       the demo users' password (default portal-demo).
+    PORTAL_EXTRAS       more optional dependency groups of pyproject.toml to install, comma-separated.
+
+`serve` stops on Ctrl-C or SIGTERM, and stops the worker and beat it started.
 """
 
 from __future__ import annotations
@@ -65,62 +81,59 @@ def manage(*args: str) -> None:
     run(PYTHON, "manage.py", *args)
 
 
+def _stop_quietly(signum: int, frame: object) -> None:
+    # SIGTERM (a service manager, `kill`) ends `serve` the way Ctrl-C does: children stopped, no traceback.
+    raise KeyboardInterrupt
+
+
+def _celery(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "celery"), "-A", "portal", *args], cwd=ROOT)
+
+
 def serve(addrport: str) -> None:
-    manage("migrate", "--no-input")
-    manage("seed_demo")
-    helpers: list[subprocess.Popen] = []
-    if os.environ.get("REDIS_URL"):
-        celery = str(BIN / "celery")
-        helpers.append(
-            subprocess.Popen(
-                [
-                    celery,
-                    "-A",
-                    "portal",
-                    "worker",
-                    "-l",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "-Q",
-                    "default,audit,scoring,exports",
-                ],
-                cwd=ROOT,
-            )
-        )
-        helpers.append(
-            subprocess.Popen(
-                [
-                    celery,
-                    "-A",
-                    "portal",
-                    "beat",
-                    "-l",
-                    "INFO",
-                    "--schedule",
-                    str(ROOT / "var" / "celerybeat-schedule"),
-                ],
-                cwd=ROOT,
-            )
-        )
-    print(f"Portal at http://{addrport}/  (admin: /admin/, health: /healthz)", flush=True)
+    signal.signal(signal.SIGTERM, _stop_quietly)
+    processes: list[subprocess.Popen] = []
     try:
-        manage("serve", addrport)
+        manage("migrate", "--no-input")
+        manage("seed_demo")
+        if os.environ.get("REDIS_URL"):
+            processes.append(
+                _celery("worker", "-l", "INFO", "--concurrency", "2", "-Q", "default,audit,scoring,exports")
+            )
+            schedule = ROOT / "var" / "celerybeat-schedule"
+            processes.append(_celery("beat", "-l", "INFO", "--schedule", str(schedule)))
+        print(f"Portal at http://{addrport}/  (admin: /admin/, health: /healthz)", flush=True)
+        server = subprocess.Popen([str(PYTHON), "manage.py", "serve", addrport], cwd=ROOT)
+        processes.insert(0, server)
+        server.wait()
     except KeyboardInterrupt:
         pass
+    except subprocess.CalledProcessError as failed:
+        sys.exit(f"{' '.join(map(str, failed.cmd[1:]))} failed with exit status {failed.returncode}")
     finally:
-        for helper in helpers:
-            helper.send_signal(signal.SIGTERM)
-        for helper in helpers:
-            helper.wait(timeout=30)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    if processes and processes[0].returncode not in (0, -signal.SIGTERM, -signal.SIGINT, None):
+        sys.exit(processes[0].returncode)
 
 
 def main() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older interpreter
         sys.exit("The portal needs Python 3.11 or newer.")
+    if len(sys.argv) >= 2 and sys.argv[1] in ("-h", "--help", "help"):
+        print(__doc__)
+        return
     if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test", "install"):
         sys.exit(__doc__)
     command, rest = sys.argv[1], sys.argv[2:]
+    if command == "serve" and (len(rest) > 1 or (rest and rest[0].startswith("-"))):
+        sys.exit(f"serve takes at most one ADDR:PORT (or PORT), not {' '.join(rest)}\n{__doc__}")
     install()
     if command == "serve":
         serve(rest[0] if rest else "127.0.0.1:8000")

@@ -89,8 +89,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "beat": _beat(),
         "audit": _audit(),
     }
-    # Beat only warns: a web node must keep serving while the singleton beat restarts.
+    # Beat only degrades: a web node must keep serving (200) while the singleton beat restarts, but the
+    # answer does not say "ok" while periodic work (sealing, expiry, refreshes) is not being fired.
     healthy = all(checks[name]["ok"] for name in ("database", "broker", "worker", "audit"))
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
-    )
+    warnings = [name for name in ("beat",) if not checks[name]["ok"]]
+    if not healthy:
+        status = "unavailable"
+    elif warnings:
+        status = "degraded"
+    else:
+        status = "ok"
+    return JsonResponse({"status": status, "warnings": warnings, **checks}, status=200 if healthy else 503)

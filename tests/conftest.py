@@ -144,7 +144,15 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         blocker = item.stash.get(_AUDIT_TRIGGERS_LIFTED, None)
         if blocker is not None:
+            from django.db import DatabaseError
+
             from audit import triggers
 
             with blocker.unblock():
-                triggers.install(connection)
+                try:
+                    triggers.install(connection)
+                except DatabaseError:
+                    # After the session's last test the test database is already destroyed: nothing is
+                    # left to guard. Anywhere else the failure is real.
+                    if nextitem is not None:
+                        raise

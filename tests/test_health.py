@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 def test_healthz_is_public_and_reports_every_part(client, settings):
     response = client.get("/healthz")
     body = response.json()
-    assert set(body) == {"status", "database", "broker", "worker", "beat", "audit"}
+    assert set(body) == {"status", "warnings", "database", "broker", "worker", "beat", "audit"}
     assert body["audit"]["ok"] is True
     assert body["database"]["ok"] is True
     if settings.CELERY_TASK_ALWAYS_EAGER:
@@ -57,6 +57,35 @@ def test_healthz_reports_beat_from_its_last_heartbeat(client):
     assert client.get("/healthz").json()["beat"]["ok"] is False
     beat_heartbeat()
     assert client.get("/healthz").json()["beat"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_healthz_is_degraded_not_ok_while_beat_is_silent(client, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the in-process broker and worker: only beat is in question
+    cache.delete(BEAT_HEARTBEAT_KEY)
+    response = client.get("/healthz")
+    # Still serving (200: a web node stays in its pool while beat restarts), but not "ok".
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["warnings"]) == ("degraded", ["beat"])
+    beat_heartbeat()
+    response = client.get("/healthz")
+    assert (response.json()["status"], response.json()["warnings"]) == ("ok", [])
+
+
+def test_the_embedded_beat_beats_as_soon_as_it_starts(settings):
+    cache.delete(BEAT_HEARTBEAT_KEY)
+    app.conf.beat_schedule = {"beat-heartbeat": {"task": "portal.beat_heartbeat", "schedule": 3600}}
+    beat = EmbeddedBeat(tick_seconds=0.05)
+    try:
+        beat.start()
+        deadline = time.monotonic() + 5
+        while cache.get(BEAT_HEARTBEAT_KEY) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        beat.stopping.set()
+        beat.join(timeout=5)
+        app.conf.beat_schedule = settings.CELERY_BEAT_SCHEDULE
+    assert cache.get(BEAT_HEARTBEAT_KEY) is not None
 
 
 @pytest.mark.django_db

@@ -77,6 +77,10 @@ def test_seed_demo_twice_changes_nothing(demo):
     assert snapshot() == before
 
 
-def test_seed_demo_prints_the_demo_password(db, capsys):
+def test_seed_demo_prints_the_demo_password_and_where_it_comes_from(db, capsys, settings):
     call_command("seed_demo")
-    assert settings.DEMO_PASSWORD in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "password: portal-demo (the default; set DEMO_PASSWORD to choose another)" in out
+    settings.DEMO_PASSWORD = "another-demo-password"
+    call_command("seed_demo")
+    assert "password: another-demo-password (from DEMO_PASSWORD)" in capsys.readouterr().out

@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from portal.web.views import accounts, audit, auth, grants, records, scoring, segments
+from portal.web.views import accounts, assets, audit, auth, grants, records, scoring, segments
 
 app_name = "web"
 
 urlpatterns = [
     path("", auth.home, name="home"),
+    path("favicon.ico", assets.favicon, name="favicon"),
     path("accounts/login/", auth.login_view, name="login"),
     path("accounts/logout/", auth.logout_view, name="logout"),
     path("accounts/enrol/", auth.enrol, name="enrol"),

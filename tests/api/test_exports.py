@@ -54,8 +54,27 @@ def test_exports_need_export_records(api, demo):
     grant = AccessGrant.objects.get(case_reference="NFRA-2026-0077")
     services.grant_approve(grant=grant, approver=User.objects.get(username="compliance"))
     response = request_export(api("regulator2"), grant.segment_id)
-    assert response.status_code == 400 and "segment" in response.json()
+    assert response.status_code == 403
+    assert response.json()["missing_permission"] == "export_records"
     assert api("compliance").post("/api/v1/exports/", {}, content_type="application/json").status_code == 403
+
+
+def test_a_segment_seen_but_not_exportable_is_refused_naming_the_permission(api, demo):
+    shareholder = api("shareholder")
+    seen = [segment["id"] for segment in shareholder.get("/api/v1/segments/").json()["results"]]
+    assert seen
+    response = request_export(shareholder, seen[0])
+    assert response.status_code == 403
+    body = response.json()
+    assert body["missing_permission"] == "export_records" and "export_records" in body["detail"]
+    event = AuditEvent.objects.filter(action="export.request").latest("id")
+    assert (event.outcome, event.status) == ("denied", 403)
+    # A segment the shareholder holds nothing on answers like an unknown one: nothing tells it exists.
+    unseen = demo.segment(CCF).pk
+    assert unseen not in seen
+    for segment_id in (unseen, 999_999):
+        response = request_export(shareholder, segment_id)
+        assert response.status_code == 400 and response.json() == {"segment": ["Unknown segment."]}
 
 
 def test_a_revoked_grant_stops_the_download(api, demo, eager_tasks, django_capture_on_commit_callbacks):

@@ -25,6 +25,7 @@ REVIEWED_UNAUDITED_ROUTES = {
     "healthz",  # database, broker and worker status
     "api/schema/",  # the OpenAPI document
     "api/docs/",  # the API documentation page
+    "favicon.ico",  # the site's icon, a static file
 }
 _REGEX_SYNTAX = re.compile(r"[\\^$.|?*+()\[\]{}]")
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-import psycopg2
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection, connections
@@ -95,6 +94,8 @@ def test_killed_worker_is_replaced_and_done_chunks_are_not_rescored(
     blocked = ids[80:100]  # the fifth chunk
     # Hold the fifth chunk's consumers from another connection: the worker gets through four chunks, then
     # waits inside the fifth, its claim committed and its writes not, which is when it is killed.
+    import psycopg2  # the PostgreSQL driver is installed only where this test runs (DATABASE_URL set)
+
     db = django_settings.DATABASES["default"]
     locker = psycopg2.connect(
         dbname=db["NAME"],

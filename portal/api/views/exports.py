@@ -6,7 +6,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -69,8 +69,20 @@ class ExportListView(PortalView):
             raise ValidationError({"until": ["Must not come before 'since'."]})
         scope = self.scope()
         segment = Segment.objects.filter(pk=data["segment"]).first()
-        if segment is None or Permission.EXPORT_RECORDS not in scope.segment_permissions(segment.pk):
+        held = scope.segment_permissions(segment.pk) if segment is not None else set()
+        if segment is None or not held:
+            # A segment outside every grant of the caller's is not there for them, like an unknown id.
             raise ValidationError({"segment": ["Unknown segment."]})
+        if Permission.EXPORT_RECORDS not in held:
+            # The caller sees this segment (GET /api/v1/segments/ lists it): what they lack is the right to
+            # export it, and the answer says which.
+            raise PermissionDenied(
+                {
+                    "detail": f"Exporting segment {segment.pk} needs the "
+                    f"{Permission.EXPORT_RECORDS.value} permission, which no grant of yours gives on it.",
+                    "missing_permission": Permission.EXPORT_RECORDS.value,
+                }
+            )
         try:
             export = exports.export_request(
                 user=self.user,

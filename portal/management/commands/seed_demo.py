@@ -10,6 +10,7 @@ from django.utils import timezone
 from portal.access import services as access
 from portal.access.models import AccessGrant, Permission
 from portal.accounts import services as accounts
+from portal.accounts.checks import DEMO_DEFAULT_PASSWORD
 from portal.accounts.models import Organisation, User
 from portal.records import loader, synthetic
 from portal.records.management.commands.load_synthetic import positive_int
@@ -134,9 +135,13 @@ class Command(BaseCommand):
             f"({result.skipped_chunks} chunk(s) already present); "
             f"{granted} grant(s) made through the workflow; {scores}."
         )
+        source = (
+            "the default; set DEMO_PASSWORD to choose another"
+            if settings.DEMO_PASSWORD == DEMO_DEFAULT_PASSWORD
+            else "from DEMO_PASSWORD"
+        )
         self.stdout.write(
-            f"Demo users: {', '.join(u[0] for u in USERS)}; password: {settings.DEMO_PASSWORD} "
-            "(from DEMO_PASSWORD)."
+            f"Demo users: {', '.join(u[0] for u in USERS)}; password: {settings.DEMO_PASSWORD} ({source})."
         )
 
     def seed_organisations(self) -> dict[str, Organisation]:

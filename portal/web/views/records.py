@@ -86,6 +86,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if shown is None:
             segment.average_score = None
         segment.permissions = sorted(scope.segment_permissions(segment.pk))  # type: ignore[attr-defined]
+    # A grant's segment is a link only where the segment page would open: a requested, ended or not yet
+    # started grant names its segment without a link to a page that answers 404.
+    visible = {segment.pk for segment in segments}
+    for grant in grants:
+        grant.segment_in_scope = grant.segment_id in visible
     activity = (
         list(audit_selectors.event_list(organisation=str(user.organisation))[:RECENT_ACTIVITY_ROWS])
         if user.organisation_id
