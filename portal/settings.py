@@ -284,6 +284,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": envint("NUM_PROXIES", "0"),
 }
 API_TOKEN_TTL_SECONDS = envint("API_TOKEN_TTL_SECONDS", str(8 * 3600))
+# How long an approved credential reset's enrolment link works (single use either way).
+CREDENTIAL_RESET_TTL_SECONDS = envint("PORTAL_CREDENTIAL_RESET_TTL_SECONDS", str(24 * 3600))
 API_MAX_PAGE_SIZE = 200
 API_DEFAULT_PAGE_SIZE = 50
 SPECTACULAR_SETTINGS = {
@@ -295,7 +297,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ConsumerStatusEnum": "portal.records.models.Consumer.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "ConsumerStatusEnum": "portal.records.models.Consumer.Status",
+        "RoleEnum": "portal.accounts.models.Role",
+        "MembershipStatusEnum": "portal.accounts.models.Membership.Status",
+        "CredentialResetStatusEnum": "portal.accounts.models.CredentialReset.Status",
+    },
     # Every operation's error answers (400/401/403/404/429/503) in the schema (issue 7).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -3,7 +3,8 @@
 Every path to consumer data (API, web pages, exports, the admin console) asks it. Scope comes only from
 approved grants that are valid at this moment AND whose permissions guardian's tables hold: a guardian row
 carries no validity, and a grant whose rows were removed gives nothing. Nobody has implicit scope, whatever
-their role, staff or superuser flag (SPEC §3).
+their role, staff or superuser flag (SPEC §3), and an account whose membership (organisation and role) a
+second person has not approved has none at all, whatever its organisation holds.
 
 A scope costs a fixed number of queries, whatever its size: the valid grants, then guardian's rows for those
 grants' objects. Querysets filter by the few segment ids in scope; a segment grant is one row, never one per
@@ -32,7 +33,7 @@ from portal.access.models import (
     SegmentUserObjectPermission,
     with_implied,
 )
-from portal.accounts.models import Organisation, User
+from portal.accounts.models import Membership, Organisation, User, in_force_for
 from portal.records import identifiers
 from portal.records.models import (
     PUBLIC_ID_ALPHABET,
@@ -103,8 +104,11 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
     holder = Q(grantee_user_id=user.pk)
     if user.organisation_id is not None:
         holder |= Q(grantee_organisation_id=user.organisation_id)
+    # Only through a membership in force (approved, and matching the account's organisation and role): a
+    # condition of the same query, so it costs nothing and can never be read stale.
+    in_force = Exists(Membership.objects.filter(in_force_for(user)))
     grants = AccessGrant.objects.filter(
-        holder, status=AccessGrant.Status.APPROVED, valid_from__lte=at, valid_until__gt=at
+        in_force, holder, status=AccessGrant.Status.APPROVED, valid_from__lte=at, valid_until__gt=at
     ).select_related("grantee_organisation")
     if grant_id is not None:
         grants = grants.filter(pk=grant_id)

@@ -137,6 +137,9 @@ def grant_request_check(
         raise GrantError("valid_until", "A grant may last at most one year.")
 
     grantee_user: User | None = None
+    if not requester.membership_in_force:
+        # An account nobody approved yet (or one that ended) asks for nothing, whatever its role says.
+        raise GrantError("non_field_errors", "This account's membership is not in force.", code="forbidden")
     if requester.role == Role.REGULATOR:
         if grantee_organisation is not None and grantee_organisation.pk != requester.organisation_id:
             raise GrantError(
@@ -174,7 +177,8 @@ def _locked(grant: AccessGrant) -> AccessGrant:
 
 
 def _require_compliance(user: User) -> None:
-    if user.role != Role.COMPLIANCE:
+    # A compliance account decides only once another officer approved its membership (SPEC §3).
+    if user.role != Role.COMPLIANCE or not user.membership_in_force:
         raise GrantError("non_field_errors", "Only a compliance officer decides on grants.", code="forbidden")
 
 

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from audit.recorder import note_for
 from portal.accounts import mfa
-from portal.accounts.models import User
+from portal.accounts.models import User, users_with_membership
 
 
 class PortalBackend(ModelBackend):
@@ -29,6 +29,11 @@ class PortalBackend(ModelBackend):
         if not super().user_can_authenticate(user):
             return False
         return user.organisation_id is not None or user.role == User.Role.ADMIN
+
+    def get_user(self, user_id: Any) -> User | None:
+        """The session's user, with whether their membership is in force (no second query per request)."""
+        user = users_with_membership(User._default_manager.filter(pk=user_id)).first()
+        return user if user is not None and self.user_can_authenticate(user) else None
 
     def authenticate(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from portal.access.gates import allows
+from portal.access.gates import allows_user
 
 
 class RoleGate(BasePermission):
@@ -18,4 +18,4 @@ class RoleGate(BasePermission):
         if not user or not user.is_authenticated:
             return False
         gate = getattr(view, "gates", {}).get(request.method, getattr(view, "gate", None))
-        return gate is not None and allows(gate, user.role)
+        return gate is not None and allows_user(gate, user)

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from portal.access import masking
 from portal.access.models import CONSUMER_PERMISSIONS, SEGMENT_PERMISSIONS, AccessGrant
-from portal.accounts.models import User
+from portal.accounts.models import CredentialReset, Membership, Role, User
 from portal.records.models import Account, Consumer, Segment, Transaction
 
 
@@ -21,10 +21,21 @@ class OrganisationRefSerializer(serializers.Serializer):
 
 class MeSerializer(serializers.ModelSerializer):
     organisation = OrganisationRefSerializer(allow_null=True)
+    membership_in_force = serializers.BooleanField(
+        read_only=True, help_text="False until a second person approved this account's organisation and role."
+    )
 
     class Meta:
         model = User
-        fields = ["username", "first_name", "last_name", "email", "role", "organisation"]
+        fields = [
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "role",
+            "organisation",
+            "membership_in_force",
+        ]
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -232,3 +243,99 @@ class GrantDecisionSerializer(serializers.Serializer):
 
 class GrantRevokeSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
+
+
+def _username() -> serializers.SlugRelatedField:
+    return serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user = _username()
+    organisation: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="short_name", read_only=True, allow_null=True
+    )
+    requested_by = _username()
+    decided_by = _username()
+    ended_by = _username()
+
+    class Meta:
+        model = Membership
+        fields = [
+            "id",
+            "user",
+            "organisation",
+            "role",
+            "status",
+            "reason",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "ended_by",
+            "ended_at",
+            "end_reason",
+        ]
+
+
+class MembershipRequestSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="The account's username.")
+    role = serializers.ChoiceField(choices=Role.choices)
+    organisation = serializers.SlugField(
+        required=False,
+        allow_null=True,
+        max_length=50,
+        help_text="Short name; none only for an administrator.",
+    )
+    reason = serializers.CharField(max_length=2000)
+
+
+class AccountCreateSerializer(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+    role = serializers.ChoiceField(choices=Role.choices)
+    organisation = serializers.SlugField(required=False, allow_null=True, max_length=50)
+    reason = serializers.CharField(max_length=2000)
+
+
+class AccountDeactivateSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class CredentialResetSerializer(serializers.ModelSerializer):
+    user = _username()
+    requested_by = _username()
+    decided_by = _username()
+
+    class Meta:
+        model = CredentialReset
+        fields = [
+            "id",
+            "user",
+            "status",
+            "reason",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "expires_at",
+            "used_at",
+        ]
+
+
+class CredentialResetRequestSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="The account's username.")
+    reason = serializers.CharField(max_length=2000)
+
+
+class CredentialResetIssuedSerializer(CredentialResetSerializer):
+    enrolment_url = serializers.CharField(
+        read_only=True,
+        help_text="Shown once: hand it to the account's owner; it works once, until expires_at.",
+    )
+
+    class Meta(CredentialResetSerializer.Meta):
+        fields = [*CredentialResetSerializer.Meta.fields, "enrolment_url"]

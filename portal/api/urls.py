@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.api.views import audit, auth, exports, grants, records, scoring
+from portal.api.views import accounts, audit, auth, exports, grants, records, scoring
 
 app_name = "api"
 
@@ -41,4 +41,32 @@ urlpatterns = [
     path("grants/<str:grant_id>/approve/", grants.GrantApproveView.as_view(), name="grant-approve"),
     path("grants/<str:grant_id>/reject/", grants.GrantRejectView.as_view(), name="grant-reject"),
     path("grants/<str:grant_id>/revoke/", grants.GrantRevokeView.as_view(), name="grant-revoke"),
+    path("accounts/", accounts.AccountListView.as_view(), name="account-list"),
+    path(
+        "accounts/<str:username>/deactivate/",
+        accounts.AccountDeactivateView.as_view(),
+        name="account-deactivate",
+    ),
+    path("memberships/", accounts.MembershipListView.as_view(), name="membership-list"),
+    path(
+        "memberships/<str:membership_id>/approve/",
+        accounts.MembershipApproveView.as_view(),
+        name="membership-approve",
+    ),
+    path(
+        "memberships/<str:membership_id>/reject/",
+        accounts.MembershipRejectView.as_view(),
+        name="membership-reject",
+    ),
+    path("credential-resets/", accounts.CredentialResetListView.as_view(), name="credential-reset-list"),
+    path(
+        "credential-resets/<str:reset_id>/approve/",
+        accounts.CredentialResetApproveView.as_view(),
+        name="credential-reset-approve",
+    ),
+    path(
+        "credential-resets/<str:reset_id>/reject/",
+        accounts.CredentialResetRejectView.as_view(),
+        name="credential-reset-reject",
+    ),
 ]

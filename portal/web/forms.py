@@ -321,3 +321,25 @@ class AccessLogForm(forms.Form):
         if not PUBLIC_ID_PATTERN.fullmatch(value):
             raise forms.ValidationError(_("Not a consumer public id."), code="malformed")
         return value
+
+
+class EnrolmentForm(forms.Form):
+    """A credential reset's link: the owner's new password (the second factor is enrolled next)."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=100)
+    password1 = forms.CharField(
+        label=_("New password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label=_("Repeat the new password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", _("The two passwords differ."))
+        return data

@@ -17,7 +17,7 @@ from django.shortcuts import render
 from audit.models import AuditEvent
 from audit.recorder import AuditNote, note_for
 from portal.access import policy
-from portal.access.gates import ADMIN, AUDITOR, COMPLIANCE, REGULATOR, SHAREHOLDER, allows
+from portal.access.gates import ADMIN, AUDITOR, COMPLIANCE, REGULATOR, SHAREHOLDER, allows_user
 from portal.access.models import AccessGrant
 from portal.accounts.models import User
 from portal.api.throttles import UserDataThrottle
@@ -49,7 +49,7 @@ def page(gate: str, action: str) -> Callable:
             note_for(request).action = action
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if not allows(gate, cast(User, request.user).role):
+            if not allows_user(gate, cast(User, request.user)):
                 raise PermissionDenied
             if gate in THROTTLED_GATES:
                 refused = _throttled(request)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal.web.views import assets, audit, auth, grants, records, scoring, segments
+from portal.web.views import accounts, assets, audit, auth, grants, records, scoring, segments
 
 app_name = "web"
 
@@ -11,6 +11,13 @@ urlpatterns = [
     path("favicon.ico", assets.favicon, name="favicon"),
     path("accounts/login/", auth.login_view, name="login"),
     path("accounts/logout/", auth.logout_view, name="logout"),
+    path("accounts/enrol/", auth.enrol, name="enrol"),
+    path("accounts/requests/", accounts.request_list, name="account-requests"),
+    path(
+        "accounts/requests/<str:kind>/<str:pk>/<str:verb>/",
+        accounts.decide,
+        name="account-request-decide",
+    ),
     path("dashboard/", records.dashboard, name="dashboard"),
     path("consumers/", records.consumer_list, name="consumers"),
     path("consumers/<str:public_id>/", records.consumer_detail, name="consumer"),

@@ -38,9 +38,13 @@ def before_the_mark(transactional_db):
 
 def test_the_migration_marks_seed_demos_users_seeded_before_the_mark(before_the_mark):
     # seed_demo before the mark: its users with the published password, unmarked.
+    # No organisation and no membership: the memberships table comes later (accounts.0005), and a user's
+    # organisation group follows their membership.
     for username in ("regulator", "admin"):
-        UserFactory.create(username=username, password=DEMO_DEFAULT_PASSWORD)
-    UserFactory.create(username="wei")
+        UserFactory.create(
+            username=username, password=DEMO_DEFAULT_PASSWORD, organisation=None, membership=False
+        )
+    UserFactory.create(username="wei", organisation=None, membership=False)
     assert not User.objects.filter(is_demo=True).exists()
 
     before_the_mark.loader.build_graph()

@@ -12,13 +12,15 @@ def test_an_organisation_owns_a_group():
 
 
 @pytest.mark.django_db
-def test_a_user_joins_their_organisations_group_and_leaves_it_when_moved():
+def test_a_user_is_in_their_organisations_group_only_while_their_membership_is_in_force():
     first, second = OrganisationFactory.create(), OrganisationFactory.create()
     user = UserFactory.create(organisation=first)
     assert list(user.groups.all()) == [first.group]
+    # A move nobody approved (written straight to the row) leaves the old group and joins none.
     user.organisation = second
     user.save()
-    assert list(user.groups.all()) == [second.group]
+    assert list(user.groups.all()) == []
+    assert not UserFactory.create(organisation=first, membership=False).groups.exists()
 
 
 @pytest.mark.django_db

@@ -68,6 +68,19 @@ LISTS = {  # path -> role -> status
         "admin": 200,
     },
     "/api/v1/grants/": dict.fromkeys(PERSONAS, 200),
+    # Memberships and credential resets: compliance decides, administrators ask, auditors read (SPEC §3).
+    **{
+        path: {
+            "regulator": 403,
+            "regulator2": 403,
+            "shareholder": 403,
+            "compliance": 200,
+            "compliance2": 200,
+            "auditor": 200,
+            "admin": 200,
+        }
+        for path in ("/api/v1/memberships/", "/api/v1/credential-resets/")
+    },
 }
 # Segments each role's list shows (by slug), and how many grants each role may read in the demo world.
 SEGMENTS_LISTED = {

@@ -10,18 +10,20 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from portal.access import services
 from portal.access.models import AccessGrant
-from portal.accounts.models import Organisation, User
+from portal.accounts.models import Membership, Organisation, User
 
 CCF = "chengdu-chongqing-consumer-finance"
 
 
 @pytest.fixture
 def staff_with_masked_grant(client, demo):
-    """`admin` moved (by a database edit, as an attacker with a foothold might) into an organisation whose
-    only grant is masked records."""
+    """`admin` moved (by a database edit of the account and its approved membership, as an attacker with a
+    foothold might) into an organisation whose only grant is masked records."""
     grant = AccessGrant.objects.get(case_reference="NFRA-2026-0077")
     services.grant_approve(grant=grant, approver=User.objects.get(username="compliance"))
-    User.objects.filter(username="admin").update(organisation=Organisation.objects.get(short_name="nfra"))
+    nfra = Organisation.objects.get(short_name="nfra")
+    User.objects.filter(username="admin").update(organisation=nfra)
+    Membership.objects.filter(user__username="admin", status="approved").update(organisation=nfra)
     client.force_login(User.objects.get(username="admin"))
     return client
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from portal.accounts import mfa
 from portal.accounts.lockout import LOGIN_FAILED
-from portal.accounts.models import ApiToken, User
+from portal.accounts.models import ApiToken, User, users_with_membership
 from portal.accounts.tokens import token_create, token_revoke
 from portal.api.serializers import MeSerializer, TokenRequestSerializer, TokenSerializer
 from portal.api.throttles import LoginThrottle
@@ -99,5 +99,5 @@ class MeView(PortalView):
 
     @extend_schema(responses=MeSerializer)
     def get(self, request: Request) -> Response:
-        user = User.objects.select_related("organisation").get(pk=self.user.pk)
+        user = users_with_membership(User.objects.select_related("organisation")).get(pk=self.user.pk)
         return Response(MeSerializer(user).data)

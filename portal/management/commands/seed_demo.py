@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from portal.access import services as access
 from portal.access.models import AccessGrant, Permission
+from portal.accounts import services as accounts
 from portal.accounts.checks import DEMO_DEFAULT_PASSWORD
 from portal.accounts.models import Organisation, User
 from portal.records import loader, synthetic
@@ -124,6 +125,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             organisations = self.seed_organisations()
             created = self.seed_users(organisations)
+            self.seed_memberships()
         result = loader.load(seed=DEMO_SEED, consumers=consumers, end=synthetic.default_end_date())
         granted = self.seed_grants()
         scores = self.seed_scores()
@@ -175,6 +177,32 @@ class Command(BaseCommand):
             user.save()
             created += 1
         return created
+
+    def seed_memberships(self) -> None:
+        """Each demo account's membership through the real workflow: requested by `compliance`, approved by
+        `compliance2`; the two officers themselves by the bootstrap (each approves the other). Accounts whose
+        membership is already in force are left alone."""
+        first, second = User.objects.get(username="compliance"), User.objects.get(username=APPROVER)
+        if not first.membership_in_force and not second.membership_in_force:
+            accounts.memberships_bootstrap(first=first, second=second, reason="Demo world.")
+            first.membership_changed()
+            second.membership_changed()
+        if not (first.membership_in_force and second.membership_in_force):
+            raise CommandError(
+                "the demo's compliance officers are not both in force: fix their memberships first"
+            )
+        for username, role, org, _first_name, _last_name in USERS:
+            user = User.objects.get(username=username)
+            if user.membership_in_force or user.pk in (first.pk, second.pk):
+                continue
+            membership = accounts.membership_request(
+                requester=first,
+                user=user,
+                role=role,
+                organisation=Organisation.objects.get(short_name=org),
+                reason="Demo world.",
+            )
+            accounts.membership_approve(membership=membership, approver=second, note="Demo world.")
 
     def seed_grants(self) -> int:
         """The demo grants of SPEC §8, requested and (where due) approved through the real workflow. A grant

@@ -12,7 +12,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from audit.recorder import note_for
-from portal.web.forms import LoginForm
+from portal.accounts import services as accounts
+from portal.web.forms import EnrolmentForm, LoginForm
 from portal.web.pages import HOME, user_of
 
 
@@ -58,3 +59,37 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("web:login")
     return redirect(HOME.get(user_of(request).role, "web:grants"))
+
+
+@sensitive_post_parameters("password1", "password2", "token")
+@csrf_protect
+@never_cache
+def enrol(request: HttpRequest) -> HttpResponse:
+    """A credential reset's single-use link (`?token=`): the owner sets a new password, is signed in, and goes
+    on to enrol a new second factor. The secret travels in the query string or the form, never the path, so
+    the audit trail does not keep it."""
+    note = note_for(request)
+    note.action, note.resource_kind = "credential_reset.page", "credential_reset"
+    secret = (request.POST.get("token") if request.method == "POST" else request.GET.get("token")) or ""
+    reset = accounts.credential_reset_for_link(secret)
+    if reset is None:
+        note.outcome = "denied"
+        return render(request, "web/enrol.html", {"gone": True}, status=410)
+    if request.method != "POST":
+        return render(request, "web/enrol.html", {"form": EnrolmentForm(initial={"token": secret})})
+    form = EnrolmentForm(request.POST)
+    if form.is_valid():
+        try:
+            user = accounts.credential_reset_redeem(secret=secret, password=form.cleaned_data["password1"])
+        except accounts.AccountError as error:
+            if error.field != "password":
+                note.outcome = "denied"
+                return render(request, "web/enrol.html", {"gone": True}, status=410)
+            form.add_error("password1", error.message)
+        else:
+            logout(request)
+            login(request, user, backend="portal.accounts.backends.PortalBackend")
+            note.action = "credential_reset.redeem"
+            return redirect("mfa:overview")
+    note.outcome = "denied"
+    return render(request, "web/enrol.html", {"form": form}, status=400)
