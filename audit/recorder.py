@@ -43,7 +43,7 @@ class AuditNote:
     resource_kind: str = ""
     requested_id: str = ""
     subjects: list[str] = field(default_factory=list)
-    # The grant each subject was shown under, where it differs from the event's grant (a list spanning grants).
+    # The grant each subject was shown under where it differs from the event's (a list spanning grants).
     subject_grants: dict[str, int] = field(default_factory=dict)
     row_count: int | None = None
     grant_id: int | None = None
@@ -268,7 +268,9 @@ def record_decision(
     the caller lets it propagate, which rolls the change back, and answers 503.
     """
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError(f"record_decision({action!r}) outside a transaction: the change could commit alone")
+        raise RuntimeError(
+            f"record_decision({action!r}) outside a transaction: the change could commit alone"
+        )
     context = _current_request.get()
     return record(
         actor=actor,

@@ -282,7 +282,9 @@ def exports_discard(*, grant_id: int | None = None, now: datetime | None = None)
         ended = ~Q(grant__status=AccessGrant.Status.APPROVED) | Q(grant__valid_until__lte=now)
         pending = pending.filter(Q(expires_at__lte=now) | Q(expires_at__isnull=True) | ended)
     with transaction.atomic():
-        public_ids = [str(p) for p in pending.select_for_update(of=("self",)).values_list("public_id", flat=True)]
+        public_ids = [
+            str(p) for p in pending.select_for_update(of=("self",)).values_list("public_id", flat=True)
+        ]
         if not public_ids:
             return 0
         Export.objects.filter(public_id__in=public_ids).update(files_deleted_at=now)

@@ -104,7 +104,9 @@ def _record(grant: AccessGrant, actor: User | None, action: str, *, requested: b
     grant (its target, holder, permissions and period), so that the trail alone tells what was asked."""
     if requested:
         target = (
-            f"segment:{grant.segment_id}" if grant.segment_id is not None else f"consumer:{grant.consumer.public_id}"
+            f"segment:{grant.segment_id}"
+            if grant.segment_id is not None
+            else f"consumer:{grant.consumer.public_id}"
         )
         holder = (
             f"user:{grant.grantee_user.username}"

@@ -98,7 +98,11 @@ def test_each_decision_writes_its_own_event_from_the_service(demo):
     )
     services.grant_revoke(grant=grant, revoker=User.objects.get(username="compliance2"), reason="Done.")
     revoked = decisions("grant.revoked")[-1]
-    assert (revoked.actor_username, revoked.grant_id, revoked.query) == ("compliance2", grant.pk, {"reason": "Done."})
+    assert (revoked.actor_username, revoked.grant_id, revoked.query) == (
+        "compliance2",
+        grant.pk,
+        {"reason": "Done."},
+    )
 
     other = request_grant("regulator2", demo.segment(CASH))
     services.grant_reject(grant=other, approver=User.objects.get(username="compliance"), note="No.")
