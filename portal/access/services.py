@@ -106,7 +106,7 @@ def _record(grant: AccessGrant, actor: User | None, action: str, *, requested: b
         target = (
             f"segment:{grant.segment_id}"
             if grant.segment_id is not None
-            else f"consumer:{grant.consumer.public_id}"
+            else f"consumer:{grant.consumer.public_id if grant.consumer else ''}"
         )
         holder = (
             f"user:{grant.grantee_user.username}"

@@ -19,7 +19,9 @@ from portal.access.models import AccessGrant
 from portal.records.models import Account, Consumer, Merchant, Segment, Transaction
 
 GRANTS_ONLY = "Object permissions change only through approved access grants."
-GRANT_LOOKUPS = frozenset({"status", "status__exact", "grantee_organisation", "grantee_organisation__id__exact"})
+GRANT_LOOKUPS = frozenset(
+    {"status", "status__exact", "grantee_organisation", "grantee_organisation__id__exact"}
+)
 
 
 def _scope(request: HttpRequest) -> policy.Scope:
@@ -175,7 +177,8 @@ class SegmentAdmin(GuardedModelAdmin):
 
     def lookup_allowed(self, lookup, value, request=None) -> bool:
         """Only the sidebar's filter. Django's admin otherwise takes any local field from the query string,
-        the members included: ?consumers=1 would tell which segments consumer 1 belongs to, outside any grant."""
+        the members included: ?consumers=1 would tell which segments consumer 1 belongs to, outside any
+        grant."""
         return lookup in ("kind", "kind__exact")
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:

@@ -139,6 +139,7 @@ def test_the_subjects_grant_is_sealed_into_the_chain(api, demo, two_grants):
     sealed = chain.link_hash(event.prev_hash, chain.canonical_bytes(fields, pairs))
     assert sealed == event.hash
     # Another grant for one subject, or none at all, would not verify.
+    assert pairs[0][1] is not None
     changed = [(pairs[0][0], pairs[0][1] + 1), *pairs[1:]]
     assert chain.link_hash(event.prev_hash, chain.canonical_bytes(fields, changed)) != event.hash
     bare = [public_id for public_id, _grant in pairs]

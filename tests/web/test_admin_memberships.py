@@ -62,7 +62,7 @@ def test_the_grant_filters_still_work(admin_client):
     status = admin_client.get("/admin/access/accessgrant/?status__exact=approved")
     assert status.status_code == 200
     assert {g.status for g in status.context["cl"].result_list} == {AccessGrant.Status.APPROVED}
-    organisation = AccessGrant.objects.exclude(grantee_organisation=None).first().grantee_organisation_id
+    organisation = AccessGrant.objects.exclude(grantee_organisation=None)[0].grantee_organisation_id
     by_organisation = admin_client.get(
         f"/admin/access/accessgrant/?grantee_organisation__id__exact={organisation}"
     )
@@ -71,7 +71,7 @@ def test_the_grant_filters_still_work(admin_client):
 
 def test_a_segments_delete_page_lists_no_memberships(admin_client):
     segment = SegmentMembership.objects.earliest("pk").segment
-    member = SegmentMembership.objects.filter(segment=segment).select_related("consumer").first()
+    member = SegmentMembership.objects.filter(segment=segment).select_related("consumer")[0]
     response = admin_client.get(f"/admin/records/segment/{segment.pk}/delete/")
     assert response.status_code == 403
     assert member.consumer.public_id not in response.content.decode()
