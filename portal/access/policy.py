@@ -185,9 +185,18 @@ def visible_consumers(scope: Scope, permission: str = RECORDS) -> QuerySet[Consu
     return Consumer.objects.none() if condition is None else Consumer.objects.filter(condition)
 
 
-def visible_transactions(scope: Scope, permission: str = RECORDS) -> QuerySet[Transaction]:
+def visible_transactions(
+    scope: Scope, permission: str = RECORDS, *, segment_id: int | None = None
+) -> QuerySet[Transaction]:
+    """Transactions of visible consumers; with `segment_id`, of that segment's members only."""
     condition = _consumer_condition(scope, permission, "consumer_id")
-    return Transaction.objects.none() if condition is None else Transaction.objects.filter(condition)
+    if condition is None:
+        return Transaction.objects.none()
+    transactions = Transaction.objects.filter(condition)
+    if segment_id is not None:
+        members = SegmentMembership.objects.filter(segment_id=segment_id).values("consumer_id")
+        transactions = transactions.filter(consumer_id__in=members)
+    return transactions
 
 
 def visible_accounts(scope: Scope, permission: str = RECORDS) -> QuerySet[Account]:

@@ -23,7 +23,7 @@ from portal.api.serializers import (
 )
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.records import selectors
-from portal.records.models import Segment, SegmentMembership, Transaction
+from portal.records.models import Segment, Transaction
 from portal.records.synthetic import PROVINCE_NAMES_EN
 
 CURSOR_PARAMS = [
@@ -228,10 +228,7 @@ class TransactionListView(PortalView):
         self.note.resource_kind = "transaction"
         segment_id = _segment_filter(self, request, policy.RECORDS)
         scope = self.scope()
-        transactions = policy.visible_transactions(scope)
-        if segment_id is not None:
-            members = SegmentMembership.objects.filter(segment_id=segment_id).values("consumer_id")
-            transactions = transactions.filter(consumer_id__in=members)
+        transactions = policy.visible_transactions(scope, segment_id=segment_id)
         page = TRANSACTION_PAGES.paginate(request, _transactions_filtered(request, transactions))
         self.note.subjects = [t.consumer.public_id for t in page.results]
         self.note.row_count = len(page.results)
