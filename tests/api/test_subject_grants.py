@@ -155,3 +155,17 @@ def test_events_whose_subjects_have_no_grant_keep_the_first_encoding():
     )
     encoded = chain.canonical_bytes(event, [("C2", 7), ("C1", None)])
     assert b'"subjects":[["C1",null],["C2",7]]' in encoded and b'"v":2' in encoded
+
+
+def test_the_web_consumer_list_records_each_consumers_own_grant(demo, two_grants, client):
+    first, second = two_grants
+    in_first = set(
+        Consumer.objects.filter(memberships__segment__slug=CCF).values_list("public_id", flat=True)
+    )
+    client.force_login(User.objects.get(username="regulator"))
+    assert client.get("/consumers/").status_code == 200
+    event = AuditEvent.objects.filter(action="consumer.list", method="GET", path="/consumers/").latest("id")
+    subjects = dict(AuditSubject.objects.filter(event_id=event.pk).values_list("public_id", "grant_id"))
+    assert subjects
+    for public_id, grant_id in subjects.items():
+        assert grant_id == (first.pk if public_id in in_first else second.pk), public_id
