@@ -104,7 +104,7 @@ def celery_worker_process() -> Iterator[subprocess.Popen]:
 
 from pytest_django import DjangoDbBlocker  # noqa: E402
 
-_AUDIT_TRIGGERS_LIFTED = pytest.StashKey[tuple[DjangoDbBlocker, str]]()
+_AUDIT_TRIGGERS_LIFTED = pytest.StashKey[DjangoDbBlocker]()
 
 
 def _flushes_database(request: pytest.FixtureRequest) -> bool:
@@ -133,7 +133,7 @@ def _audit_triggers_lifted_for_flush(
     from audit import triggers
 
     triggers.uninstall(connection)
-    request.node.stash[_AUDIT_TRIGGERS_LIFTED] = (django_db_blocker, connection.settings_dict["NAME"])
+    request.node.stash[_AUDIT_TRIGGERS_LIFTED] = django_db_blocker
 
 
 @pytest.hookimpl(wrapper=True)
@@ -142,11 +142,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
-        lifted = item.stash.get(_AUDIT_TRIGGERS_LIFTED, None)
-        # After the session's last test the test database is gone and the connection names the real one
-        # again: nothing is left to restore there.
-        if lifted is not None and connection.settings_dict["NAME"] == lifted[1]:
+        blocker = item.stash.get(_AUDIT_TRIGGERS_LIFTED, None)
+        if blocker is not None:
             from audit import triggers
 
-            with lifted[0].unblock():
+            with blocker.unblock():
                 triggers.install(connection)
