@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.recorder import AuditWriteError, record_decision
+from audit.recorder import AuditWriteError
 from portal.access import policy, services
 from portal.access.models import AccessGrant, SegmentGroupObjectPermission
 from portal.access.tasks import expire_grants
@@ -167,6 +167,8 @@ def test_the_demo_grants_have_their_events(demo):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_decision_outside_a_transaction_is_refused():
+    from audit.recorder import record_decision
+
     with pytest.raises(RuntimeError, match="outside a transaction"):
         record_decision(actor=None, action="x", resource_kind="grant", resource_id=1)
     with transaction.atomic():

@@ -13,7 +13,6 @@ from audit.models import AuditEvent
 from portal.access import services
 from portal.access.exports import export_dir
 from portal.access.models import AccessGrant, Export
-from portal.access.tasks import discard_expired_exports
 from portal.accounts.models import User
 from portal.records.models import Consumer
 from tests.access.test_decisions_recorded import audit_refused_for
@@ -115,6 +114,8 @@ def test_an_export_request_without_its_event_is_not_made(api, demo):
 def test_expired_export_files_are_deleted_by_the_periodic_task(
     api, built_export, django_capture_on_commit_callbacks
 ):
+    from portal.access.tasks import discard_expired_exports
+
     assert "exports-discard-expired" in settings.CELERY_BEAT_SCHEDULE
     assert files_of(built_export) == [
         f"{built_export.public_id}.csv",
