@@ -48,6 +48,7 @@ def test_a_consumer_access_without_view_scores_hands_out_no_scores(demo):
     grant = AccessGrant.objects.get(case_reference="NFRA-2026-0077")  # view_masked_records only
     services.grant_approve(grant=grant, approver=User.objects.get(username="compliance"))
     scope = policy.scope_for(User.objects.get(username="regulator2"))
+    assert grant.segment_id is not None
     consumer = Consumer.objects.filter(memberships__segment_id=grant.segment_id)[0]
     access = policy.consumer_access(scope, consumer.public_id)
     assert access.masked and access.transactions().exists()
