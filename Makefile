@@ -11,6 +11,7 @@ test:
 check:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
 	$(PY) -m mypy .
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run

@@ -1,12 +1,17 @@
 """The SHA-256 hash chain: the canonical bytes of an event, sealing committed events into the chain, and
 streaming the sealed chain back for verification.
 
-Canonical encoding, version 1 (what a verifier outside the operator needs to reproduce a hash):
+Canonical encoding, versions 1 and 2 (what a verifier outside the operator needs to reproduce a hash):
 
 * The document is a JSON object with exactly these keys: every name in ``EVENT_FIELDS`` (the columns of
   audit_auditevent, foreign keys by their column name ``actor_id``), plus ``"subjects"`` and ``"v"``.
-* ``"v"`` is the integer 1. ``"subjects"`` is the list of the event's subject public ids, sorted by Unicode
-  code point. Datetimes are UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fraction digits); the
+* Version 1, for an event none of whose subjects records a grant (every event sealed before subjects
+  carried their grant, and events without subjects): ``"v"`` is the integer 1 and ``"subjects"`` is the
+  list of the event's subject public ids, sorted by Unicode code point.
+* Version 2, for an event any of whose subjects records a grant: ``"v"`` is 2 and ``"subjects"`` is the list
+  of ``[public id, grant id or null]`` pairs, sorted by public id (unique within an event). Adding, changing
+  or removing a subject's grant thus changes the bytes, whichever version the event was sealed under.
+* Datetimes are UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fraction digits); the
   ``query`` column is its stored JSON value; every other value is the JSON string, integer or null stored.
 * Serialised with sorted keys, no whitespace (separators ``,`` and ``:``), non-ASCII characters escaped as
   ``\\uXXXX`` (so the bytes are ASCII), no NaN or infinities.
@@ -35,7 +40,7 @@ from audit.models import AuditEvent, AuditSubject
 
 logger = logging.getLogger(__name__)
 
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2  # the newest; version 1 stays in use for events whose subjects record no grant
 GENESIS_HASH = "0" * 64
 BATCH_SIZE = 2000
 
@@ -86,14 +91,25 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_bytes(event: Mapping[str, Any], subjects: Iterable[str]) -> bytes:
-    """The canonical encoding (version 1) of an event: see the module docstring."""
+Subject = str | tuple[str, int | None]  # a public id, or (public id, the grant it was shown under)
+
+
+def canonical_bytes(event: Mapping[str, Any], subjects: Iterable[Subject]) -> bytes:
+    """The canonical encoding of an event (version 1, or 2 when a subject records its grant): see the
+    module docstring."""
     document: dict[str, Any] = {}
     for name in EVENT_FIELDS:
         value = event[name]
         document[name] = format_time(value) if isinstance(value, datetime) else value
-    document["subjects"] = sorted(subjects)
-    document["v"] = ENCODING_VERSION
+    pairs = sorted(
+        ((s, None) if isinstance(s, str) else (s[0], s[1]) for s in subjects), key=lambda pair: pair[0]
+    )
+    if any(grant is not None for _public_id, grant in pairs):
+        document["subjects"] = [[public_id, grant] for public_id, grant in pairs]
+        document["v"] = 2
+    else:
+        document["subjects"] = [public_id for public_id, _grant in pairs]
+        document["v"] = 1
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return encoded.encode("ascii")
 
@@ -127,18 +143,20 @@ def _chunks(values: Sequence[int], size: int | None) -> Iterator[Sequence[int]]:
         yield values[start : start + size]
 
 
-def _subjects_of(rows: Sequence[Sequence[Any]]) -> dict[int, list[str]]:
+def _subjects_of(rows: Sequence[Sequence[Any]]) -> dict[int, list[Subject]]:
     """The subjects of these event rows. A subject carries its event's time, so bounding it by the rows'
     times lets PostgreSQL read only those months' subject partitions."""
-    subjects: dict[int, list[str]] = defaultdict(list)
+    subjects: dict[int, list[Subject]] = defaultdict(list)
     if not rows:
         return subjects
     times = [row[_OCCURRED] for row in rows]
     around = AuditSubject.objects.filter(occurred_at__gte=min(times), occurred_at__lte=max(times))
     # SQLite limits the number of parameters of one statement.
     for chunk in _chunks([row[_ID] for row in rows], connection.features.max_query_params):
-        for event_id, public_id in around.filter(event_id__in=chunk).values_list("event_id", "public_id"):
-            subjects[event_id].append(public_id)
+        for event_id, public_id, grant_id in around.filter(event_id__in=chunk).values_list(
+            "event_id", "public_id", "grant_id"
+        ):
+            subjects[event_id].append((public_id, grant_id))
     return subjects
 
 

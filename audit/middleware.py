@@ -21,8 +21,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def is_exempt(path: str) -> bool:
-    """Whether a path is on the reviewed list of unaudited URLs. A listed prefix covers itself and what lies
-    below it as a path segment: "/healthz" covers "/healthz/", never "/healthzandconsumers"."""
+    """Whether a routed path (`request.path_info`: what the URL resolver matches, never the client-supplied
+    SCRIPT_NAME in front of it) is on the reviewed list of unaudited URLs. A listed prefix covers itself and
+    what lies below it as a path segment: "/healthz" covers "/healthz/", never "/healthzandconsumers"."""
     for prefix in settings.AUDIT_EXEMPT_PATH_PREFIXES:
         stem = prefix.rstrip("/")
         if path == stem or path.startswith(stem + "/"):
@@ -57,16 +58,35 @@ def _discard(response: HttpResponse) -> None:
     closers.clear()
 
 
+def _unavailable() -> HttpResponse:
+    failed = JsonResponse(
+        {"detail": "The audit trail is unavailable, so no data can be served. Try again later."},
+        status=503,
+    )
+    failed["Retry-After"] = "30"
+    return failed
+
+
 class AuditMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if is_exempt(request.path):
+        # path_info, not path: behind gunicorn a client's SCRIPT_NAME header is prepended to `path` but not
+        # routed, so "/healthz" + "/api/v1/consumers/" would otherwise serve data unrecorded.
+        if is_exempt(request.path_info):
             return self.get_response(request)
         request_id = _request_id(request)
         note = recorder.note_for(request)
-        response = self.get_response(request)
+        context = recorder.RequestContext(
+            method=request.method or "",
+            path=request.path,
+            request_id=request_id,
+            client_ip=recorder.client_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+        with recorder.serving(context):
+            response = self.get_response(request)
         user = getattr(request, "user", None)
         try:
             recorder.record(
@@ -86,6 +106,7 @@ class AuditMiddleware:
                 resource_kind=note.resource_kind,
                 requested_id=note.requested_id,
                 subjects=note.subjects,
+                subject_grants=note.subject_grants,
                 row_count=note.row_count if note.row_count is not None else len(note.subjects),
                 search_term=note.search_term,
                 export_sha256=note.export_sha256,
@@ -93,12 +114,16 @@ class AuditMiddleware:
         except Exception:
             # Whatever stopped the event (the database, or a request too odd to describe), nothing leaves.
             _discard(response)
-            failed = JsonResponse(
-                {"detail": "The audit trail is unavailable, so no data can be served. Try again later."},
-                status=503,
-            )
+            failed = _unavailable()
             failed[REQUEST_ID_HEADER] = request_id
-            failed["Retry-After"] = "30"
             return failed
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A decision whose event could not be written was rolled back with it (the service raised inside
+        its transaction): the caller learns that nothing happened, and why, as 503 (this request's own
+        event is then attempted as for any response)."""
+        if isinstance(exception, recorder.AuditWriteError):
+            return _unavailable()
+        return None

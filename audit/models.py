@@ -94,6 +94,10 @@ class AuditSubject(models.Model):
     # constraint also names occurred_at, as a partitioned table requires.
     occurred_at = models.DateTimeField(_("event time"))
     public_id = models.CharField(_("consumer public id"), max_length=32)
+    # The grant this consumer was shown under (a list may span several grants, each consumer under its own);
+    # a plain id, as the event's. Null for subjects recorded before subjects carried their grant, and for
+    # events that relied on no grant (a denial, an auditor's read of the trail).
+    grant_id = models.BigIntegerField(_("grant"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("audit subject")

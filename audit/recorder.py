@@ -1,6 +1,7 @@
 """Writing audit events. The middleware calls `record` for every audited request; views describe what they
-served by filling the request's AuditNote; actions outside a request (score runs, grant expiry) call
-`record` directly.
+served by filling the request's AuditNote. A service that changes state (a grant decision, an expiry, an
+export request, a membership) calls `record_decision` inside its own transaction, so that the change and its
+event commit together or not at all, from a request, a shell or a task alike.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +43,8 @@ class AuditNote:
     resource_kind: str = ""
     requested_id: str = ""
     subjects: list[str] = field(default_factory=list)
+    # The grant each subject was shown under where it differs from the event's (a list spanning grants).
+    subject_grants: dict[str, int] = field(default_factory=dict)
     row_count: int | None = None
     grant_id: int | None = None
     purpose: str = ""
@@ -151,6 +157,7 @@ def record(
     resource_kind: str = "",
     requested_id: str = "",
     subjects: list[str] | tuple[str, ...] = (),
+    subject_grants: Mapping[str, int] | None = None,
     row_count: int = 0,
     search_term: str | None = None,
     export_sha256: str = "",
@@ -158,6 +165,7 @@ def record(
 ) -> AuditEvent:
     """Write one event and its subjects durably (committed when this returns, outside any atomic block).
 
+    Each subject records the grant it was shown under: `subject_grants[public_id]`, else the event's grant.
     Raises AuditWriteError when it cannot; the caller must then serve nothing.
     """
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
@@ -184,7 +192,8 @@ def record(
         search_hash=search_hash(search_term) if search_term else "",
         export_sha256=_text(export_sha256, 64),
     )
-    unique_subjects = list(dict.fromkeys(_text(s, 32) for s in subjects if s))
+    unique_subjects = list(dict.fromkeys(s for s in subjects if s))
+    per_subject = subject_grants or {}
     try:
         with transaction.atomic():
             event.save(force_insert=True)
@@ -192,7 +201,12 @@ def record(
                 AuditSubject.objects.bulk_create(
                     [
                         # The event's time: the subject lands in the same month's partition as its event.
-                        AuditSubject(event=event, occurred_at=event.occurred_at, public_id=public_id)
+                        AuditSubject(
+                            event=event,
+                            occurred_at=event.occurred_at,
+                            public_id=_text(public_id, 32),
+                            grant_id=per_subject.get(public_id, grant_id),
+                        )
                         for public_id in unique_subjects
                     ]
                 )
@@ -200,3 +214,77 @@ def record(
         logger.exception("audit event %s could not be written", action)
         raise AuditWriteError(str(exc)) from exc
     return event
+
+
+# --- Decisions: state changes recorded by the service that makes them -------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the middleware knows of the request being served, lent to the decisions made while serving it."""
+
+    method: str
+    path: str
+    request_id: str
+    client_ip: str | None
+    user_agent: str
+
+
+_current_request: ContextVar[RequestContext | None] = ContextVar("audit_current_request", default=None)
+
+
+@contextmanager
+def serving(context: RequestContext) -> Iterator[None]:
+    """Within: decisions carry this request's method, path, request id, client IP and user agent."""
+    token = _current_request.set(context)
+    try:
+        yield
+    finally:
+        _current_request.reset(token)
+
+
+def record_decision(
+    *,
+    actor: Any,
+    action: str,
+    resource_kind: str,
+    resource_id: Any,
+    grant: Any = None,
+    detail: Mapping[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.ALLOWED,
+    row_count: int = 0,
+) -> AuditEvent:
+    """Record a state change in the caller's transaction: the change and its event commit together.
+
+    `actor` is the user who decided (None for the system: a periodic task); `resource_id` names what changed
+    (a grant, an export, a user: kept as text); `grant` is the access grant the decision is about or relies
+    on (anything with `pk` and `purpose`), recorded with its purpose; `detail` is a small JSON object (the
+    decision's note, the old and new role, ...) stored in the event's `query` column, which a decision,
+    unlike a request, has no other use for. When called while a request is served, the event carries that
+    request's method, path, request id and client.
+
+    Must be called inside `transaction.atomic()`: an event written on its own would let the change commit
+    without it (or the event without the change). Raises AuditWriteError when the event cannot be written;
+    the caller lets it propagate, which rolls the change back, and answers 503.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(
+            f"record_decision({action!r}) outside a transaction: the change could commit alone"
+        )
+    context = _current_request.get()
+    return record(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        method=context.method if context else "",
+        path=context.path if context else "",
+        query=dict(detail or {}),
+        request_id=context.request_id if context else "",
+        client_ip=context.client_ip if context else None,
+        user_agent=context.user_agent if context else "",
+        grant_id=None if grant is None else grant.pk,
+        purpose="" if grant is None else str(grant.purpose),
+        resource_kind=resource_kind,
+        requested_id="" if resource_id is None else str(resource_id),
+        row_count=row_count,
+    )

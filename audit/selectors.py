@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit import chain, checkpoints
@@ -69,17 +70,31 @@ def event_list(
     return events.order_by("-occurred_at", "-id")
 
 
-def consumer_access_log(*, public_id: str) -> QuerySet[AuditEvent]:
+def consumer_access_log(*, public_id: str, organisation: str | None = None) -> QuerySet[AuditEvent]:
     """Every event that returned this consumer's data: who (user and organisation), when, what, under which
-    grant and purpose. Served from the (public_id, occurred_at, event) index of the subjects, newest first,
-    each joined to its event on (id, occurred_at): the events' primary key, and on PostgreSQL the month's
-    partition only (pruned at run time), not every partition of the trail."""
+    grant and purpose; with `organisation`, only that organisation's (as recorded). Each row carries
+    `subject_grant_id`: the grant this consumer was shown under (recorded per subject; the event's grant for
+    subjects recorded before subjects carried one). Served from the (public_id, occurred_at, event) index of
+    the subjects, newest first, each joined to its event on (id, occurred_at): the events' primary key, and
+    on PostgreSQL the month's partition only (pruned at run time), not every partition of the trail."""
+    events = AuditEvent.objects.filter(
+        # One filter() call: both conditions apply to the same subject row, which the annotation reuses.
+        subjects__public_id=public_id,
+        subjects__occurred_at=F("occurred_at"),
+    )
+    if organisation is not None:
+        events = events.filter(actor_organisation=organisation)
     return (
-        # One filter() call: both conditions apply to the same subject row.
-        AuditEvent.objects.filter(subjects__public_id=public_id, subjects__occurred_at=F("occurred_at"))
+        events.annotate(subject_grant_id=Coalesce(F("subjects__grant_id"), F("grant_id")))
         .only(*ACCESS_LOG_FIELDS)
         .order_by("-occurred_at", "-id")
     )
+
+
+def consumer_access_log_others(*, public_id: str, organisation: str) -> int:
+    """How many of this consumer's access-log entries belong to other organisations than this one (a
+    regulator sees only the count of those)."""
+    return consumer_access_log(public_id=public_id).exclude(actor_organisation=organisation).count()
 
 
 def checkpoint_list() -> QuerySet[AuditCheckpoint]:

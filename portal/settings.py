@@ -347,6 +347,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": envint("AUDIT_CHECKPOINT_SECONDS", "60"),
     },
     "access-expire-grants": {"task": "access.expire_grants", "schedule": 60.0},
+    # Export files hold clear personal data: deleted once expired or their grant has ended.
+    "exports-discard-expired": {"task": "exports.discard_expired", "schedule": 300.0},
     "scoring-incremental-refresh": {"task": "scoring.start_incremental_refresh", "schedule": 15 * 60.0},
     "scoring-requeue-expired-chunks": {"task": "scoring.requeue_expired_chunks", "schedule": 60.0},
     # --- Monthly partitions (issue 8) ---

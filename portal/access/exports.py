@@ -1,5 +1,7 @@
 """CSV exports of in-scope records (SPEC §6): requested under export_records, built by a worker through the
-access policy, downloaded by the requester while the grant still allows it and the file has not expired."""
+access policy, downloaded by the requester while the grant still allows it and the file has not expired.
+The files hold personal data in clear: they are deleted when they expire or their grant ends (a periodic
+sweep, and at once on revocation)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from audit.recorder import record_decision
 from portal.access import masking, policy
-from portal.access.models import Export, Permission
+from portal.access.models import AccessGrant, Export, Permission
 from portal.accounts.models import User
 from portal.records.models import Segment, SegmentMembership
 
@@ -73,6 +77,20 @@ def export_request(
             kind=kind,
             since=since,
             until=until,
+        )
+        detail = {"segment": segment.pk, "kind": kind}
+        if since is not None:
+            detail["since"] = since.isoformat()
+        if until is not None:
+            detail["until"] = until.isoformat()
+        # With the request, or not at all: an export nobody can find in the trail must never be built.
+        record_decision(
+            actor=user,
+            action="export.requested",
+            resource_kind="export",
+            resource_id=export.public_id,
+            grant=grant,
+            detail=detail,
         )
         from portal.access.tasks import build_export
 
@@ -226,6 +244,7 @@ def export_for_download(*, export: Export, user: User) -> Download:
     """The file, if it is ready, unexpired, and the requester's grant still allows exporting the segment."""
     if (
         export.status != Export.Status.READY
+        or export.files_deleted_at is not None
         or export.expires_at is None
         or export.expires_at <= timezone.now()
     ):
@@ -240,3 +259,34 @@ def export_for_download(*, export: Export, user: User) -> Download:
     if _sha256(path) != export.sha256:
         raise ExportError("export", "The export file does not match its recorded SHA-256.")
     return Download(export, path, json.loads(_subjects_file(export).read_text()))
+
+
+def _delete_files(public_ids: list[str]) -> None:
+    for public_id in public_ids:
+        for path in (export_dir() / f"{public_id}.csv", export_dir() / f"{public_id}.subjects.json"):
+            path.unlink(missing_ok=True)
+
+
+def exports_discard(*, grant_id: int | None = None, now: datetime | None = None) -> int:
+    """Delete the files of exports that may no longer be downloaded: expired ones, and those whose grant has
+    ended (revoked, expired, or past its end); with `grant_id`, only that grant's exports, whatever their
+    expiry. Marks them (files_deleted_at) in the caller's transaction and deletes the files once it commits,
+    so that a rolled-back revocation leaves its exports alone. Idempotent; returns how many were marked."""
+    now = now or timezone.now()
+    pending = Export.objects.filter(files_deleted_at__isnull=True).exclude(
+        status__in=[Export.Status.PENDING, Export.Status.BUILDING]
+    )
+    if grant_id is not None:
+        pending = pending.filter(grant_id=grant_id)
+    else:
+        ended = ~Q(grant__status=AccessGrant.Status.APPROVED) | Q(grant__valid_until__lte=now)
+        pending = pending.filter(Q(expires_at__lte=now) | Q(expires_at__isnull=True) | ended)
+    with transaction.atomic():
+        public_ids = [
+            str(p) for p in pending.select_for_update(of=("self",)).values_list("public_id", flat=True)
+        ]
+        if not public_ids:
+            return 0
+        Export.objects.filter(public_id__in=public_ids).update(files_deleted_at=now)
+        transaction.on_commit(lambda: _delete_files(public_ids))
+    return len(public_ids)

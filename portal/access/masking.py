@@ -2,10 +2,11 @@
 
 
 def mask_name(name: str) -> str:
-    """The surname and one star per remaining character: 张三丰 -> 张**."""
+    """The surname and two stars, whatever the name's length (张三丰, 张三 -> 张**): one star per character
+    would tell a two-character name from a three-character one."""
     if not name:
         return name
-    return name[0] + "*" * max(1, len(name) - 1)
+    return name[0] + "**"
 
 
 def mask_resident_id(value: str) -> str:

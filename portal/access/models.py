@@ -183,6 +183,8 @@ class Export(models.Model):
     masked = models.BooleanField(_("masked"), default=True)
     error = models.TextField(_("error"), blank=True)
     task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    # When its files were deleted (expiry, or its grant ended): the download then answers 410 for good.
+    files_deleted_at = models.DateTimeField(_("files deleted at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("export")

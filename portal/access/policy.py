@@ -189,9 +189,18 @@ def visible_consumers(scope: Scope, permission: str = RECORDS) -> QuerySet[Consu
     return Consumer.objects.none() if condition is None else Consumer.objects.filter(condition)
 
 
-def visible_transactions(scope: Scope, permission: str = RECORDS) -> QuerySet[Transaction]:
+def visible_transactions(
+    scope: Scope, permission: str = RECORDS, *, segment_id: int | None = None
+) -> QuerySet[Transaction]:
+    """Transactions of visible consumers; with `segment_id`, of that segment's members only."""
     condition = _consumer_condition(scope, permission, "consumer_id")
-    return Transaction.objects.none() if condition is None else Transaction.objects.filter(condition)
+    if condition is None:
+        return Transaction.objects.none()
+    transactions = Transaction.objects.filter(condition)
+    if segment_id is not None:
+        members = SegmentMembership.objects.filter(segment_id=segment_id).values("consumer_id")
+        transactions = transactions.filter(consumer_id__in=members)
+    return transactions
 
 
 def visible_accounts(scope: Scope, permission: str = RECORDS) -> QuerySet[Account]:
@@ -217,14 +226,46 @@ class NotVisible(Exception):
 
 @dataclass(frozen=True)
 class ConsumerAccess:
+    """One consumer the user may see, and what of theirs: views take the consumer's rows from here (never
+    from a model manager after the check), so a row cannot be served past the permission that covers it."""
+
     consumer: Consumer
     permissions: frozenset[str]
     grant: AccessGrant  # the grant behind the permission asked for
     grants: dict[str, AccessGrant]  # the grant behind each permission held on this consumer
+    scope: Scope | None = None  # the scope it was checked in (for the segments it is seen through)
 
     @property
     def masked(self) -> bool:
         return Permission.VIEW_RECORDS not in self.permissions
+
+    @property
+    def shown_under(self) -> AccessGrant:
+        """The grant the consumer's records are shown under: full records' when unmasked."""
+        return self.grants[Permission.VIEW_RECORDS if not self.masked else RECORDS]
+
+    def _require(self, permission: str) -> None:
+        if permission not in self.permissions:
+            raise NotVisible(self.consumer.public_id)
+
+    def transactions(self) -> QuerySet[Transaction]:
+        self._require(RECORDS)
+        return Transaction.objects.filter(consumer_id=self.consumer.pk)
+
+    def accounts(self) -> QuerySet[Account]:
+        self._require(RECORDS)
+        return Account.objects.filter(consumer_id=self.consumer.pk)
+
+    def memberships(self) -> QuerySet[SegmentMembership]:
+        """The consumer's memberships in segments the user holds records permissions on (never others)."""
+        self._require(RECORDS)
+        segment_ids = self.scope.segment_ids(RECORDS) if self.scope is not None else []
+        return SegmentMembership.objects.filter(consumer_id=self.consumer.pk, segment_id__in=segment_ids)
+
+    def scored(self) -> Consumer:
+        """The consumer, for reading their scores (scoring's selectors): only under view_scores."""
+        self._require(Permission.VIEW_SCORES)
+        return self.consumer
 
 
 def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> ConsumerAccess:
@@ -255,7 +296,50 @@ def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> 
     if permission not in held:
         raise NotVisible(public_id)
     grants = {perm: scope.grants[grant_id] for perm, grant_id in held.items()}
-    return ConsumerAccess(consumer, frozenset(held), grants[permission], grants)
+    return ConsumerAccess(consumer, frozenset(held), grants[permission], grants, scope)
+
+
+def consumer_grants(scope: Scope, consumer_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """For each of these consumers (a page of a list), the grant behind each permission held on them, the
+    oldest covering one as consumer_access attributes it. One query, whatever the page size."""
+    ids = sorted(set(consumer_ids))
+    held: dict[int, dict[str, int]] = {cid: dict(scope.consumers.get(cid, {})) for cid in ids}
+    if ids and scope.segments:
+        memberships = SegmentMembership.objects.filter(
+            consumer_id__in=ids, segment_id__in=list(scope.segments)
+        ).values_list("consumer_id", "segment_id")
+        for consumer_id, segment_id in memberships:
+            target = held[consumer_id]
+            for perm, grant_id in scope.segments[segment_id].items():
+                if perm not in target or grant_id < target[perm]:
+                    target[perm] = grant_id
+    return held
+
+
+def subject_grants(scope: Scope, shown: Iterable[tuple[int, str, str]]) -> dict[str, int]:
+    """The grant each consumer of a list was shown under, for the audit trail: `shown` gives (consumer id,
+    public id, the permission the row needed: full or masked records). A list spanning several grants thus
+    credits each consumer to its own (SPEC §3)."""
+    rows = list(shown)
+    wanted = {permission for _consumer_id, _public_id, permission in rows}
+    sources = {
+        permission: {
+            perms[permission]
+            for perms in (*scope.segments.values(), *scope.consumers.values())
+            if permission in perms
+        }
+        for permission in wanted
+    }
+    if all(len(grant_ids) == 1 for grant_ids in sources.values()):
+        # One grant behind each permission (the usual scope): every row was shown under it, no query needed.
+        only = {permission: next(iter(grant_ids)) for permission, grant_ids in sources.items()}
+        return {public_id: only[permission] for _consumer_id, public_id, permission in rows}
+    held = consumer_grants(scope, [consumer_id for consumer_id, _public_id, _permission in rows])
+    return {
+        public_id: held[consumer_id][permission]
+        for consumer_id, public_id, permission in rows
+        if permission in held[consumer_id]
+    }
 
 
 def grant_for_list(scope: Scope, permission: str, segment_id: int | None = None) -> AccessGrant | None:

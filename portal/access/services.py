@@ -1,5 +1,9 @@
 """The grant workflow (SPEC §3): request, four-eyes approval, rejection, revocation, expiry, and keeping
-guardian's tables equal to what the approved, unexpired grants imply."""
+guardian's tables equal to what the approved, unexpired grants imply.
+
+Every state change writes its audit event in its own transaction (audit.recorder.record_decision): if the
+event cannot be written, AuditWriteError propagates and the change is rolled back with it, whoever called
+(a view, a shell, a task, seed_demo)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.recorder import record_decision
 from portal.access.models import (
     CONSUMER_PERMISSIONS,
     SEGMENT_PERMISSIONS,
@@ -76,18 +81,50 @@ def grant_request(
         grantee_organisation=grantee_organisation,
         for_requester_only=for_requester_only,
     )
-    return AccessGrant.objects.create(
-        grantee_organisation=grantee_organisation,
-        grantee_user=grantee_user,
-        segment=segment,
-        consumer=consumer,
-        permissions=wanted,
-        purpose=purpose.strip(),
-        legal_basis=legal_basis.strip(),
-        case_reference=case_reference.strip(),
-        valid_from=valid_from,
-        valid_until=valid_until,
-        requested_by=requester,
+    with transaction.atomic():
+        grant = AccessGrant.objects.create(
+            grantee_organisation=grantee_organisation,
+            grantee_user=grantee_user,
+            segment=segment,
+            consumer=consumer,
+            permissions=wanted,
+            purpose=purpose.strip(),
+            legal_basis=legal_basis.strip(),
+            case_reference=case_reference.strip(),
+            valid_from=valid_from,
+            valid_until=valid_until,
+            requested_by=requester,
+        )
+        _record(grant, requester, "grant.requested", requested=True)
+    return grant
+
+
+def _record(grant: AccessGrant, actor: User | None, action: str, *, requested: bool = False, **detail: Any):
+    """The grant's decision event, in the caller's transaction. A request's event describes the whole
+    grant (its target, holder, permissions and period), so that the trail alone tells what was asked."""
+    if requested:
+        target = (
+            f"segment:{grant.segment_id}"
+            if grant.segment_id is not None
+            else f"consumer:{grant.consumer.public_id if grant.consumer else ''}"
+        )
+        holder = (
+            f"user:{grant.grantee_user.username}"
+            if grant.grantee_user is not None
+            else f"organisation:{grant.grantee_organisation.short_name if grant.grantee_organisation else ''}"
+        )
+        detail = {
+            "target": target,
+            "grantee": holder,
+            "permissions": list(grant.permissions),
+            "legal_basis": grant.legal_basis,
+            "case_reference": grant.case_reference,
+            "valid_from": grant.valid_from.isoformat(),
+            "valid_until": grant.valid_until.isoformat(),
+            **detail,
+        }
+    record_decision(
+        actor=actor, action=action, resource_kind="grant", resource_id=grant.pk, grant=grant, detail=detail
     )
 
 
@@ -199,6 +236,7 @@ def grant_approve(*, grant: AccessGrant, approver: User, note: str = "") -> Acce
     grant.decided_by, grant.decided_at, grant.decision_note = approver, now, note
     grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     _sync_target(grant)
+    _record(grant, approver, "grant.approved", note=note)
     return grant
 
 
@@ -215,6 +253,7 @@ def grant_reject(*, grant: AccessGrant, approver: User, note: str = "") -> Acces
     grant.status = AccessGrant.Status.REJECTED
     grant.decided_by, grant.decided_at, grant.decision_note = approver, timezone.now(), note
     grant.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    _record(grant, approver, "grant.rejected", note=note)
     return grant
 
 
@@ -234,21 +273,32 @@ def grant_revoke(*, grant: AccessGrant, revoker: User, reason: str) -> AccessGra
     grant.revoked_by, grant.revoked_at, grant.revocation_reason = revoker, timezone.now(), reason.strip()
     grant.save(update_fields=["status", "revoked_by", "revoked_at", "revocation_reason"])
     _sync_target(grant)
+    _record(grant, revoker, "grant.revoked", reason=grant.revocation_reason)
+    from portal.access.exports import exports_discard
+
+    # Its exports' files go with it (clear personal data must not outlive the grant it was exported under).
+    exports_discard(grant_id=grant.pk)
     return grant
 
 
 @transaction.atomic
 def grants_expire(*, now: datetime | None = None) -> int:
-    """Mark approved grants whose end has passed as expired and drop what they assigned. Idempotent."""
+    """Mark approved grants whose end has passed as expired, drop what they assigned, and record one
+    `grant.expire` event per grant ended (its id and purpose), all in one transaction. Idempotent: returns
+    how many grants this call ended."""
     now = now or timezone.now()
     expired = list(
-        AccessGrant.objects.select_for_update()
+        AccessGrant.objects.select_for_update(of=("self",))
         .filter(status=AccessGrant.Status.APPROVED, valid_until__lte=now)
+        .select_related("grantee_organisation")
         .order_by("pk")
     )
     if expired:
         AccessGrant.objects.filter(pk__in=[g.pk for g in expired]).update(status=AccessGrant.Status.EXPIRED)
         permissions_reconcile(now=now)
+        for grant in expired:
+            grant.status = AccessGrant.Status.EXPIRED
+            _record(grant, None, "grant.expire", valid_until=grant.valid_until.isoformat())
     return len(expired)
 
 

@@ -86,7 +86,7 @@ class MfaEnrolmentMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if settings.MFA_REQUIRED and self._confined(request):
-            if request.path.startswith("/api/"):
+            if request.path_info.startswith("/api/"):
                 return JsonResponse(
                     {"detail": "Set up two-factor authentication before using the portal."}, status=403
                 )
@@ -98,7 +98,8 @@ class MfaEnrolmentMiddleware:
         session = getattr(request, "session", None)
         if session is None or not session.session_key or SESSION_KEY not in session:
             return False  # no session login: bearer tokens are checked at issue
-        if request.path.startswith(ENROLMENT_ALLOWED_PREFIXES):
+        # The routed path: a client-supplied SCRIPT_NAME prefix must not count as an enrolment page.
+        if request.path_info.startswith(ENROLMENT_ALLOWED_PREFIXES):
             return False
         user: Any = request.user
         if not user.is_authenticated or user.is_verified():

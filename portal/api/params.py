@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 MAX_SEARCH_LENGTH = 64
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
 ID_PATTERN = re.compile(r"[0-9]{1,18}")
 
 
@@ -56,13 +57,17 @@ def moment(request: Request, name: str, *, end_of_day: bool = False) -> datetime
             parsed_dt = datetime.combine(day, time.max if end_of_day else time.min)
     except ValueError:
         raise bad(name, "Not a date (YYYY-MM-DD) or an ISO 8601 date and time.") from None
+    offset = parsed_dt.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        # Python takes any offset under a day; PostgreSQL refuses one beyond ±15:59 (and none is in use).
+        raise bad(name, "Out of range: a UTC offset is at most ±15:59.")
     try:
         if timezone.is_naive(parsed_dt):
             parsed_dt = timezone.make_aware(parsed_dt)
-        parsed_dt.astimezone(UTC)  # a date at the edge of the calendar cannot be stored
+        # In UTC: a date at the edge of the calendar cannot be stored, whatever its offset.
+        return parsed_dt.astimezone(UTC)
     except (OverflowError, ValueError):
         raise bad(name, "Out of range.") from None
-    return parsed_dt
 
 
 def choice(request: Request, name: str, choices: Any) -> str | None:

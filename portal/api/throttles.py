@@ -1,22 +1,15 @@
-"""Per-user request rates on the API. Over the rate: 429 with Retry-After, and the audit event says so."""
+"""Request rates on the API: the per-user data budget (shared with the web pages, portal.access.throttles) and
+the per-address budget of token requests. Over a rate: 429 with Retry-After, and the audit event says so."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
 
 from audit.recorder import client_ip
+from portal.access.throttles import UserDataThrottle
 
-
-class UserDataThrottle(UserRateThrottle):
-    """API_USER_THROTTLE_RATE per authenticated user, counted in the shared cache (Redis when configured), so
-    every web process and thread counts against the same budget."""
-
-    scope = "user"
-
-    def get_rate(self) -> str:
-        # Read at request time, not at import: the rate is a deployment setting.
-        return settings.API_USER_THROTTLE_RATE
+__all__ = ["LoginThrottle", "UserDataThrottle"]
 
 
 class LoginThrottle(ScopedRateThrottle):

@@ -19,6 +19,9 @@ from portal.access.models import AccessGrant
 from portal.records.models import Account, Consumer, Merchant, Segment, Transaction
 
 GRANTS_ONLY = "Object permissions change only through approved access grants."
+GRANT_LOOKUPS = frozenset(
+    {"status", "status__exact", "grantee_organisation", "grantee_organisation__id__exact"}
+)
 
 
 def _scope(request: HttpRequest) -> policy.Scope:
@@ -172,6 +175,17 @@ class SegmentAdmin(GuardedModelAdmin):
     search_fields = ["name", "name_zh", "slug"]
     exclude = ["consumers"]
 
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        """Only the sidebar's filter. Django's admin otherwise takes any local field from the query string,
+        the members included: ?consumers=1 would tell which segments consumer 1 belongs to, outside any
+        grant."""
+        return lookup in ("kind", "kind__exact")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Never from the console: its confirmation page lists every membership of the segment (who is in it),
+        which no grant covers; and a segment that grants name is not deleted at all."""
+        return False
+
     def obj_perms_manage_view(self, request, object_pk):
         if request.method != "GET":
             raise PermissionDenied(GRANTS_ONLY)
@@ -210,6 +224,11 @@ class AccessGrantAdmin(admin.ModelAdmin):
         "decided_by",
     ]
     exclude = ["consumer"]
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        """Only the sidebar's filters: ?consumer=<internal id> would map a consumer's sequential id to the
+        public id shown in the list, and any other field could be probed the same way."""
+        return lookup in GRANT_LOOKUPS
 
     @admin.display(description="consumer")
     def target_consumer(self, obj: AccessGrant) -> str:

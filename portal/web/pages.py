@@ -19,8 +19,8 @@ from audit.recorder import AuditNote, note_for
 from portal.access import policy
 from portal.access.gates import ADMIN, AUDITOR, COMPLIANCE, REGULATOR, SHAREHOLDER, allows_user
 from portal.access.models import AccessGrant
+from portal.access.throttles import UserDataThrottle
 from portal.accounts.models import User
-from portal.api.throttles import UserDataThrottle
 
 # Pages of these gates serve consumer data: they count against the same per-user budget as the API
 # (API_USER_THROTTLE_RATE, one bucket per user in the shared cache).

@@ -16,8 +16,8 @@ def test_the_periodic_task_expires_reconciles_and_is_audited(demo):
     grant.refresh_from_db()
     assert grant.status == AccessGrant.Status.EXPIRED
     assert not SegmentGroupObjectPermission.objects.filter(content_object_id=grant.segment_id).exists()
-    event = AuditEvent.objects.filter(action="grant.expire").latest("id")
-    assert event.row_count == 1
+    event = AuditEvent.objects.get(action="grant.expire")
+    assert (event.grant_id, event.purpose) == (grant.pk, grant.purpose)
     before = AuditEvent.objects.count()
     expire_grants.apply()
     assert AuditEvent.objects.count() == before

@@ -4,7 +4,7 @@ access log. Reads of the trail are themselves audited by the middleware."""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -14,6 +14,7 @@ from audit import chain, checkpoints, selectors, verify
 from audit.models import AuditCheckpoint, AuditEvent
 from portal.access import policy
 from portal.access.models import Permission
+from portal.access.selectors import shown_grant_purposes
 from portal.accounts.models import Role
 from portal.api import params
 from portal.api.pagination import Keyset
@@ -38,9 +39,26 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class AccessLogSerializer(serializers.ModelSerializer):
+    # The grant this consumer was shown under (per subject: a list may span grants), and its purpose.
+    grant_id = serializers.IntegerField(source="shown_grant_id", allow_null=True)
+    purpose = serializers.CharField(source="shown_purpose")
+
     class Meta:
         model = AuditEvent
         fields = list(selectors.ACCESS_LOG_FIELDS)
+
+
+ACCESS_LOG_PAGE = inline_serializer(
+    name="PaginatedAccessLogList",
+    fields={
+        "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
+        "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
+        "results": AccessLogSerializer(many=True),
+        "other_organisations_entries": serializers.IntegerField(
+            help_text="Entries of other organisations than the caller's, not listed (0 for an auditor)."
+        ),
+    },
+)
 
 
 class AuditEventListView(PortalView):
@@ -141,18 +159,26 @@ class ConsumerAccessLogView(PortalView):
     gate = "access_log"
     action = "consumer.access_log"
 
-    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=paginated(AccessLogSerializer))
+    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=ACCESS_LOG_PAGE)
     def get(self, request: Request, public_id: str) -> Response:
+        """An auditor sees every entry; anyone else their own organisation's entries in full and only the
+        number of other organisations' (`other_organisations_entries`)."""
         params.reject_unknown(request, set())
+        organisation: str | None = None
         if self.user.role == Role.AUDITOR:
             self.note.resource_kind, self.note.requested_id = "consumer", public_id[:100]
         else:
             self.consumer_access(public_id, Permission.VIEW_RECORDS)
             self.note.subjects = [public_id]
-        events = (
-            selectors.consumer_access_log(public_id=public_id)
-            if policy.PUBLIC_ID_PATTERN.fullmatch(public_id)
-            else AuditEvent.objects.none()  # no event names a malformed id as its subject
-        )
+            organisation = str(self.user.organisation or "")
+        others = 0
+        if policy.PUBLIC_ID_PATTERN.fullmatch(public_id):
+            events = selectors.consumer_access_log(public_id=public_id, organisation=organisation)
+            if organisation is not None:
+                others = selectors.consumer_access_log_others(public_id=public_id, organisation=organisation)
+        else:
+            events = AuditEvent.objects.none()  # no event names a malformed id as its subject
         page = EVENT_PAGES.paginate(request, events)
-        return Response(page.as_dict(AccessLogSerializer(page.results, many=True).data))
+        shown_grant_purposes(page.results)
+        body = page.as_dict(AccessLogSerializer(page.results, many=True).data)
+        return Response({**body, "other_organisations_entries": others})

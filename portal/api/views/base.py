@@ -31,6 +31,9 @@ class PortalView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         note = note_for(request)
         note.action = self.action or note.action
+        # Authenticate first: DRF negotiates the content type before it authenticates, so a refused Accept
+        # header (406) would otherwise be recorded without its actor. A bad credential still answers 401.
+        self.perform_authentication(request)
         super().initial(request, *args, **kwargs)
 
     def throttled(self, request: Request, wait: float) -> NoReturn:

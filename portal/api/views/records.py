@@ -23,7 +23,7 @@ from portal.api.serializers import (
 )
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.records import selectors
-from portal.records.models import Segment, SegmentMembership, Transaction
+from portal.records.models import Segment, Transaction
 from portal.records.synthetic import PROVINCE_NAMES_EN
 
 CURSOR_PARAMS = [
@@ -143,6 +143,14 @@ class ConsumerListView(PortalView):
         self.note.subjects = [c.public_id for c in page.results]
         wanted = Permission.VIEW_RECORDS if term else policy.RECORDS  # a search needs full records
         self.attribute(policy.grant_for_list(scope, wanted, segment_id))
+        # Each consumer under the grant it was shown under: full records' where unmasked.
+        self.note.subject_grants = policy.subject_grants(
+            scope,
+            (
+                (c.pk, c.public_id, Permission.VIEW_RECORDS if c.full_records else policy.RECORDS)
+                for c in page.results
+            ),
+        )
         return Response(page.as_dict(ConsumerSerializer(page.results, many=True).data))
 
 
@@ -157,20 +165,16 @@ class ConsumerDetailView(PortalView):
         consumer = access.consumer
         self.note.subjects = [consumer.public_id]
         # Attributed to the grant that let the response be what it is: full records, and scores if shown.
-        self.attribute(access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS])
-        scope = self.scope()
-        in_scope = SegmentMembership.objects.filter(
-            consumer=consumer, segment_id__in=scope.segment_ids(policy.RECORDS)
-        )
+        self.attribute(access.shown_under)
         segments = [
             {"id": m.segment_id, "name": m.segment.name, "name_zh": m.segment.name_zh}
-            for m in in_scope.select_related("segment").order_by("segment__name")
+            for m in access.memberships().select_related("segment").order_by("segment__name")
         ]
         data = {
             "consumer": consumer,
             "masked": access.masked,
             "current_score": consumer.current_score if Permission.VIEW_SCORES in access.permissions else None,
-            "accounts": list(consumer.accounts.order_by("opened_on", "pk")),
+            "accounts": list(access.accounts().order_by("opened_on", "pk")),
             "segments": segments,
         }
         return Response(ConsumerDetailSerializer(data).data)
@@ -199,7 +203,7 @@ class ConsumerTransactionListView(PortalView):
     def get(self, request: Request, public_id: str) -> Response:
         params.reject_unknown(request, {"since", "until", "kind"})
         access = self.consumer_access(public_id)
-        transactions = _transactions_filtered(request, Transaction.objects.filter(consumer=access.consumer))
+        transactions = _transactions_filtered(request, access.transactions())
         page = TRANSACTION_PAGES.paginate(request, transactions)
         self.note.subjects = [access.consumer.public_id]
         self.note.row_count = len(page.results)
@@ -224,12 +228,12 @@ class TransactionListView(PortalView):
         self.note.resource_kind = "transaction"
         segment_id = _segment_filter(self, request, policy.RECORDS)
         scope = self.scope()
-        transactions = policy.visible_transactions(scope)
-        if segment_id is not None:
-            members = SegmentMembership.objects.filter(segment_id=segment_id).values("consumer_id")
-            transactions = transactions.filter(consumer_id__in=members)
+        transactions = policy.visible_transactions(scope, segment_id=segment_id)
         page = TRANSACTION_PAGES.paginate(request, _transactions_filtered(request, transactions))
         self.note.subjects = [t.consumer.public_id for t in page.results]
         self.note.row_count = len(page.results)
         self.attribute(policy.grant_for_list(scope, policy.RECORDS, segment_id))
+        self.note.subject_grants = policy.subject_grants(
+            scope, ((t.consumer_id, t.consumer.public_id, policy.RECORDS) for t in page.results)
+        )
         return Response(page.as_dict(TransactionSerializer(page.results, many=True).data))

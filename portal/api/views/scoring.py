@@ -64,7 +64,7 @@ class ConsumerScoresView(PortalView):
         params.reject_unknown(request, set())
         access = self.consumer_access(public_id, Permission.VIEW_SCORES)
         self.note.subjects = [access.consumer.public_id]
-        page = SCORE_PAGES.paginate(request, selectors.score_history(access.consumer))
+        page = SCORE_PAGES.paginate(request, selectors.score_history(access.scored()))
         self.note.row_count = len(page.results)
         return Response(page.as_dict(CreditScoreSerializer(page.results, many=True).data))
 

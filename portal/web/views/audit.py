@@ -10,6 +10,7 @@ from django.shortcuts import render
 
 from audit import checkpoints, selectors
 from audit.models import AuditCheckpoint
+from portal.access.selectors import shown_grant_purposes
 from portal.web import pages
 from portal.web.forms import AccessLogForm, EventFilterForm
 from portal.web.paging import BadCursor, Keyset
@@ -63,6 +64,7 @@ def access_log(request: HttpRequest) -> HttpResponse:
                 status = 400
             else:
                 note.row_count = len(page.results)
+                shown_grant_purposes(page.results)
         else:
             status = 400
     return render(

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from audit import selectors as audit_selectors
 from portal.access import masking, policy
 from portal.access.models import AccessGrant, Permission
-from portal.records.models import SegmentMembership, Transaction
+from portal.access.selectors import shown_grant_purposes
 from portal.web import pages
 from portal.web.forms import SearchForm, TransactionFilterForm
 from portal.web.paging import BadCursor, Keyset
@@ -144,6 +144,13 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
         )
     note.subjects = [c.public_id for c in page.results]
     pages.attribute(request, policy.grant_for_list(scope, wanted))
+    note.subject_grants = policy.subject_grants(
+        scope,
+        (
+            (c.pk, c.public_id, Permission.VIEW_RECORDS if c.full_records else policy.RECORDS)
+            for c in page.results
+        ),
+    )
     return render(
         request,
         "web/consumer_list.html",
@@ -161,12 +168,11 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     note = pages.note(request)
     note.subjects = [consumer.public_id]
     # Attributed to the grant that let the page be what it is: full records when shown unmasked.
-    pages.attribute(request, access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS])
-    scope = pages.scope(request)
+    pages.attribute(request, access.shown_under)
     # A refused filter or cursor is shown next to its field on the page, which still shows (and the trail
     # records, as allowed) the profile it discloses, but no transactions: what is served is what is recorded.
     filters = TransactionFilterForm(request.GET)
-    transactions = Transaction.objects.filter(consumer=consumer).select_related("account", "merchant")
+    transactions = access.transactions().select_related("account", "merchant")
     transactions = filters.apply(transactions) if filters.is_valid() else transactions.none()
     cursor_error = False
     try:
@@ -174,21 +180,24 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     except BadCursor:
         page, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), True
     note.row_count = len(page.results)
-    segments = [
-        m.segment
-        for m in SegmentMembership.objects.filter(
-            consumer=consumer, segment_id__in=scope.segment_ids(policy.RECORDS)
-        )
-        .select_related("segment")
-        .order_by("segment__name")
-    ]
+    segments = [m.segment for m in access.memberships().select_related("segment").order_by("segment__name")]
     scores = None
     if Permission.VIEW_SCORES in access.permissions:
-        history = list(scoring_selectors.score_history(consumer)[:SCORE_HISTORY_POINTS])
+        history = list(scoring_selectors.score_history(access.scored())[:SCORE_HISTORY_POINTS])
         scores = {"latest": history[0] if history else None, "history": history[::-1]}
-    access_log = None
+    access_log, access_log_others = None, 0
     if Permission.VIEW_RECORDS in access.permissions:
-        access_log = list(audit_selectors.consumer_access_log(public_id=consumer.public_id)[:ACCESS_LOG_ROWS])
+        # The viewer's own organisation's entries in full; of other organisations', only how many.
+        organisation = str(pages.user_of(request).organisation or "")
+        access_log = list(
+            audit_selectors.consumer_access_log(public_id=consumer.public_id, organisation=organisation)[
+                :ACCESS_LOG_ROWS
+            ]
+        )
+        shown_grant_purposes(access_log)
+        access_log_others = audit_selectors.consumer_access_log_others(
+            public_id=consumer.public_id, organisation=organisation
+        )
     query = request.GET.copy()
     query.pop("cursor", None)
     return render(
@@ -199,7 +208,7 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "identity": masking.identity(consumer, masked=access.masked),
             "masked": access.masked,
             "segments": segments,
-            "accounts": list(consumer.accounts.order_by("opened_on", "pk")),
+            "accounts": list(access.accounts().order_by("opened_on", "pk")),
             "filters": filters,
             "page": page,
             "cursor_error": cursor_error,
@@ -207,6 +216,7 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "scores": scores,
             "score_range": (MIN_SCORE, MAX_SCORE),
             "access_log": access_log,
-            "grant": access.grants[Permission.VIEW_RECORDS if not access.masked else policy.RECORDS],
+            "access_log_others": access_log_others,
+            "grant": access.shown_under,
         },
     )
