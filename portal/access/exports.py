@@ -80,9 +80,9 @@ def export_request(
         )
         detail = {"segment": segment.pk, "kind": kind}
         if since is not None:
-            detail["since"] = since.isoformat()
+            detail["since"] = timezone.localtime(since).isoformat()
         if until is not None:
-            detail["until"] = until.isoformat()
+            detail["until"] = timezone.localtime(until).isoformat()
         # With the request, or not at all: an export nobody can find in the trail must never be built.
         record_decision(
             actor=user,

@@ -119,8 +119,8 @@ def _record(grant: AccessGrant, actor: User | None, action: str, *, requested: b
             "permissions": list(grant.permissions),
             "legal_basis": grant.legal_basis,
             "case_reference": grant.case_reference,
-            "valid_from": grant.valid_from.isoformat(),
-            "valid_until": grant.valid_until.isoformat(),
+            "valid_from": timezone.localtime(grant.valid_from).isoformat(),
+            "valid_until": timezone.localtime(grant.valid_until).isoformat(),
             **detail,
         }
     record_decision(
@@ -298,7 +298,7 @@ def grants_expire(*, now: datetime | None = None) -> int:
         permissions_reconcile(now=now)
         for grant in expired:
             grant.status = AccessGrant.Status.EXPIRED
-            _record(grant, None, "grant.expire", valid_until=grant.valid_until.isoformat())
+            _record(grant, None, "grant.expire", valid_until=timezone.localtime(grant.valid_until).isoformat())
     return len(expired)
 
 
