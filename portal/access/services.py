@@ -298,7 +298,9 @@ def grants_expire(*, now: datetime | None = None) -> int:
         permissions_reconcile(now=now)
         for grant in expired:
             grant.status = AccessGrant.Status.EXPIRED
-            _record(grant, None, "grant.expire", valid_until=timezone.localtime(grant.valid_until).isoformat())
+            _record(
+                grant, None, "grant.expire", valid_until=timezone.localtime(grant.valid_until).isoformat()
+            )
     return len(expired)
 
 
