@@ -58,12 +58,14 @@ def test_small_volume_cells_are_withheld_with_a_complement():
     ]
     months, series, table = _volume_by_product(rows)
     assert months == ["2026-01"]
-    by_product = {row["product"]: row for row in table}
-    assert by_product["Insurance"]["amount"] is None
+    # One row per month, one cell per product in the series' order.
+    assert [row["month"] for row in table] == ["2026-01"]
+    by_product = dict(zip([name for name, _values in series], table[0]["cells"], strict=True))
+    assert by_product["Insurance"] == {"withheld": True}
     # The month's total is published elsewhere: the smallest other cell goes too, so no subtraction helps.
-    assert by_product["Cash loan"]["amount"] is None
-    assert by_product["Wallet"]["amount"] == 9000
-    assert all(row["consumers"] is None or row["consumers"] >= SMALL_CELL for row in table)
+    assert by_product["Cash loan"] == {"withheld": True}
+    assert by_product["Wallet"] == {"consumers": 80, "amount": 9000}
+    assert all(cell.get("consumers", SMALL_CELL) >= SMALL_CELL for cell in table[0]["cells"])
     assert dict(series)["Wallet"] == [9000]
 
 

@@ -81,24 +81,41 @@ def permission_labels(codenames: Any) -> str:
 @register.simple_tag
 def score_histogram_chart(histogram: list[dict]) -> SafeString:
     bars = [charts.Bar(f"{c['from']}–{c['to']}", c["consumers"]) for c in histogram]
-    return charts.bar_chart(bars, label=_("Score distribution"), withheld_label=_("withheld"))
+    return charts.bar_chart(
+        bars,
+        label=_("Score distribution"),
+        withheld_label=_("withheld (fewer than 10 consumers)"),
+        y_title=_("Consumers"),
+        x_title=_("Score band"),
+    )
 
 
 @register.simple_tag
-def delinquency_chart(rows: list[dict]) -> SafeString:
+def delinquency_chart(rows: list[dict], window: dict | None = None) -> SafeString:
+    """Monthly rates; the rate over the whole window (the headline figure) as a dashed reference line, so
+    that a chart whose months are all withheld still shows what may be shown."""
     bars = [
         charts.Bar(
-            r["month"][2:],
+            charts.format_month(r["month"]),
             None if r["rate"] is None else r["rate"] * 100,
             f"{r['rate'] * 100:.1f}%" if r["rate"] is not None else "",
         )
         for r in rows
     ]
+    reference = None
+    if window and window.get("rate") is not None:
+        reference = charts.Reference(
+            float(window["rate"]) * 100,
+            _("Last %(months)s months:") % {"months": window.get("window_months", 12)},
+        )
     return charts.bar_chart(
         bars,
         label=_("30+ days delinquency rate by month of due date"),
-        withheld_label=_("withheld"),
-        unit="%",
+        withheld_label=_("withheld (fewer than 10 late or on-time consumers)"),
+        y_title=_("Delinquency rate (%)"),
+        x_title=_("Month of due date"),
+        kind="percent",
+        reference=reference,
     )
 
 
@@ -106,10 +123,13 @@ def delinquency_chart(rows: list[dict]) -> SafeString:
 def volume_chart(months: list[str], series: list[tuple[str, list]]) -> SafeString:
     translated = [(_(name), values) for name, values in series]
     return charts.grouped_bar_chart(
-        [m[2:] for m in months],
+        [charts.format_month(m) for m in months],
         translated,
         label=_("Transaction amount by month and product (CNY)"),
-        withheld_label=_("withheld"),
+        withheld_label=_("withheld (fewer than 10 consumers)"),
+        y_title=_("Amount (CNY)"),
+        x_title=_("Month"),
+        kind="cny",
     )
 
 
@@ -118,4 +138,17 @@ def score_history_chart(history: list, low: int, high: int) -> SafeString:
     from django.utils import timezone
 
     points = [(timezone.localtime(s.computed_at).strftime("%Y-%m-%d"), float(s.value)) for s in history]
-    return charts.line_chart(points, label=_("Score history"), low=low, high=high)
+    return charts.line_chart(
+        points,
+        label=_("Score history"),
+        low=low,
+        high=high,
+        y_title=_("Score (%(low)s–%(high)s)") % {"low": low, "high": high},
+        x_title=_("Date scored"),
+    )
+
+
+@register.filter
+def month(value: str) -> str:
+    """'2025-11' in English, '2025年11月' in Chinese."""
+    return charts.format_month(str(value))

@@ -71,18 +71,19 @@ def _volume_by_product(rows: list[dict]) -> tuple[list[str], list[tuple[str, lis
             else:
                 values.append(found["amount"] if shown[(month, product)] else None)
         series.append((str(Account.Product(product).label), values))
+    # The table: one row per month, one column per product (a month with no activity in a product is empty).
     table = []
-    for r in rows:
-        visible = shown[(r["month"], r["product"])]
-        table.append(
-            {
-                "month": r["month"],
-                "product": Account.Product(r["product"]).label,
-                "consumers": r["consumers"] if visible else None,
-                "transactions": r["transactions"] if visible else None,
-                "amount": r["amount"] if visible else None,
-            }
-        )
+    for month in months:
+        cells = []
+        for product in products:
+            found = by_cell.get((month, product))
+            if found is None:
+                cells.append({"empty": True})
+            elif not shown[(month, product)]:
+                cells.append({"withheld": True})
+            else:
+                cells.append({"consumers": found["consumers"], "amount": found["amount"]})
+        table.append({"month": month, "cells": cells})
     return months, series, table
 
 
@@ -99,16 +100,19 @@ def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
     pages.attribute(request, scope.grant_for_segment(segment.pk, Permission.VIEW_AGGREGATES))
     figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
     months, series, volume_table = _volume_by_product(selectors.segment_volume_by_product(segment.pk))
+    delinquency = _delinquency(selectors.segment_delinquency_by_month(segment.pk))
     return render(
         request,
         "web/segment_detail.html",
         {
             "segment": segment,
             "figures": figures,
-            "delinquency": _delinquency(selectors.segment_delinquency_by_month(segment.pk)),
+            "delinquency": delinquency,
+            "delinquency_withheld": sum(1 for row in delinquency if row["rate"] is None),
             "months": months,
             "volume_series": series,
             "volume_table": volume_table,
+            "volume_products": [name for name, _values in series],
             "small_cell": masking.SMALL_CELL,
         },
     )
