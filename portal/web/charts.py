@@ -77,7 +77,7 @@ def nice_ticks(low: float, high: float, target: int = 5, *, cover: bool = True) 
     index = 0
     while True:
         value = round(first + index * step, 9)
-        if value > high + 1e-9 and (not cover or ticks and ticks[-1] >= high - 1e-9):
+        if value > high + 1e-9 and (not cover or (ticks and ticks[-1] >= high - 1e-9)):
             break
         ticks.append(value)
         index += 1
@@ -205,8 +205,9 @@ def _x_labels(parts: list[str], plot: _Plot, labels: Sequence[str], slot: float)
 
 def _withheld(parts: list[str], chart_id: str, plot: _Plot, x: float, width: float, tip: str) -> None:
     parts.append(
-        f'<rect class="withheld" x="{x:.2f}" y="{plot.top:.2f}" width="{width:.2f}" height="{plot.height:.2f}" '
-        f'fill="url(#{chart_id}-withheld)" opacity="0.8"><title>{escape(tip)}</title></rect>'
+        f'<rect class="withheld" x="{x:.2f}" y="{plot.top:.2f}" width="{width:.2f}" '
+        f'height="{plot.height:.2f}" fill="url(#{chart_id}-withheld)" opacity="0.8">'
+        f"<title>{escape(tip)}</title></rect>"
     )
 
 
@@ -317,7 +318,8 @@ def grouped_bar_chart(
         ly = TOP + lrow * 20
         parts.append(
             f'<g class="legend-item"><rect x="{lx:.1f}" y="{ly:.1f}" width="14" height="14" rx="2" '
-            f'fill="{colour}"/><text x="{lx + 20:.1f}" y="{ly + 11.5:.1f}" fill="{INK}">{escape(name)}</text></g>'
+            f'fill="{colour}"/><text x="{lx + 20:.1f}" y="{ly + 11.5:.1f}" fill="{INK}">'
+            f"{escape(name)}</text></g>"
         )
     _axes(parts, plot, ticks, kind, y_title, x_title)
     slot = plot.width / max(1, len(groups))
@@ -374,7 +376,7 @@ def line_chart(
     _axes(parts, plot, ticks, "score", y_title, x_title)
     count = len(points)
     slot = plot.width / max(1, count)
-    coords = [(plot.left + slot * index + slot / 2, plot.y(value)) for index, (_t, value) in enumerate(points)]
+    coords = [(plot.left + slot * i + slot / 2, plot.y(value)) for i, (_t, value) in enumerate(points)]
     if len(coords) > 1:
         path = " ".join(f"{x:.2f},{y:.2f}" for x, y in coords)
         parts.append(
@@ -382,7 +384,8 @@ def line_chart(
         )
     for (x, y), (text, value) in zip(coords, points, strict=True):
         parts.append(
-            f'<circle class="point" data-value="{value:g}" cx="{x:.2f}" cy="{y:.2f}" r="4" fill="{PALETTE[0]}">'
+            f'<circle class="point" data-value="{value:g}" cx="{x:.2f}" cy="{y:.2f}" r="4" '
+            f'fill="{PALETTE[0]}">'
             f"<title>{escape(text)}: {value:.0f}</title></circle>"
         )
     _x_labels(parts, plot, [text for text, _v in points], slot)

@@ -81,7 +81,11 @@ def bars_on_axis(svg: str) -> list[tuple[float, float, float]]:
 def test_grouped_bars_start_at_zero_and_reach_their_value():
     svg = charts.grouped_bar_chart(
         ["2026-01", "2026-02"],
-        [("Wallet", [120_000, 95_000]), ("Cash loan", [None, 40_000]), ("A product with a long name", [0, 5])],
+        [
+            ("Wallet", [120_000, 95_000]),
+            ("Cash loan", [None, 40_000]),
+            ("A product with a long name", [0, 5]),
+        ],
         label="Volume",
         withheld_label="withheld",
         y_title="Amount (CNY)",
@@ -96,7 +100,7 @@ def test_grouped_bars_start_at_zero_and_reach_their_value():
     height = float(re.search(r'viewBox="0 0 \d+ (\d+)"', svg).group(1))  # type: ignore[union-attr]
     legend_ys = [float(y) for y in re.findall(r'<g class="legend-item"><rect x="[^"]+" y="([^"]+)"', svg)]
     _zero, _zy, _top, top_y = axis(svg)
-    assert legend_ys and all(0 <= y and y + 14 <= top_y for y in legend_ys) and top_y < height
+    assert legend_ys and all(y >= 0 and y + 14 <= top_y for y in legend_ys) and top_y < height
     assert svg.count('class="withheld"') == 1
     assert "<title>2026-01 · Cash loan: withheld</title>" in svg
     assert "<caption>Volume</caption>" in svg  # the table alternative

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -76,6 +76,19 @@ def permission_labels(codenames: Any) -> str:
         if _chinese()
         else ", ".join(permission_label(c) for c in codenames)
     )
+
+
+@register.simple_tag(takes_context=True)
+def nav_active(context: dict, names: str) -> SafeString:
+    """` class="active" aria-current="page"` on the menu entry of the page's section."""
+    request = context.get("request")
+    match = getattr(request, "resolver_match", None)
+    current = getattr(match, "url_name", None) or ""
+    if request is not None and request.path.startswith("/accounts/mfa/"):
+        current = "mfa"
+    if current and current in names.split():
+        return mark_safe(' class="active" aria-current="page"')  # noqa: S308 - a constant
+    return mark_safe("")  # noqa: S308 - a constant
 
 
 @register.simple_tag
