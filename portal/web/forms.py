@@ -188,6 +188,16 @@ class GrantRequestForm(forms.Form):
             field.required = True
             field.error_messages["required"] = _("Choose the state shareholder.")
             del self.fields["for_requester_only"]
+            # A state shareholder may only hold aggregates of a segment: the form offers nothing else.
+            only = _("A state shareholder may only be granted aggregates of a segment.")
+            permissions = cast(forms.MultipleChoiceField, self.fields["permissions"])
+            permissions.choices = [(Permission.VIEW_AGGREGATES.value, Permission.VIEW_AGGREGATES.label)]
+            permissions.error_messages["invalid_choice"] = only
+            target = cast(forms.ChoiceField, self.fields["target_kind"])
+            target.choices = self.TARGETS[:1]
+            target.initial = "segment"
+            target.error_messages["invalid_choice"] = only
+            del self.fields["consumer"]
         else:
             del self.fields["grantee_organisation"]
 
@@ -246,13 +256,25 @@ class GrantRequestForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    note = forms.CharField(label=_("Note"), required=False, max_length=2000)
+    note = forms.CharField(
+        label=_("Note (optional)"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class RejectForm(forms.Form):
+    note = forms.CharField(
+        label=_("Why is it rejected?"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": _("Say why the request is rejected.")},
+    )
 
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"),
         max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Say why the grant is revoked.")},
     )
 

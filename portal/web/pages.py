@@ -109,3 +109,14 @@ def consumer_access(request: HttpRequest, public_id: str, permission: str = poli
         raise NotFound from None
     attribute(request, access.grant)
     return access
+
+
+def organisation_names() -> dict[str, str]:
+    """Organisation names as the trail records them (English) -> the name in the page's language."""
+    from django.utils.translation import get_language
+
+    from portal.accounts.models import Organisation
+
+    if not (get_language() or "").startswith("zh"):
+        return {}
+    return {name: name_zh for name, name_zh in Organisation.objects.values_list("name", "name_zh") if name_zh}

@@ -89,9 +89,7 @@ def test_the_header_is_one_row_wide_and_a_menu_narrow(sign_in, demo_world, langu
 
 def walks() -> dict[str, list[str]]:
     ccf, delta = Segment.objects.get(slug=CCF), Segment.objects.get(slug=DELTA)
-    consumer = (
-        Consumer.objects.filter(memberships__segment__slug=CCF).order_by("public_id").first()
-    )
+    consumer = Consumer.objects.filter(memberships__segment__slug=CCF).order_by("public_id").first()
     assert consumer is not None
     grant = AccessGrant.objects.order_by("pk").first()
     assert grant is not None

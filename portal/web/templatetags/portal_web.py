@@ -87,8 +87,8 @@ def nav_active(context: dict, names: str) -> SafeString:
     if request is not None and request.path.startswith("/accounts/mfa/"):
         current = "mfa"
     if current and current in names.split():
-        return mark_safe(' class="active" aria-current="page"')  # noqa: S308 - a constant
-    return mark_safe("")  # noqa: S308 - a constant
+        return mark_safe(' class="active" aria-current="page"')
+    return mark_safe("")
 
 
 @register.simple_tag
@@ -165,3 +165,9 @@ def score_history_chart(history: list, low: int, high: int) -> SafeString:
 def month(value: str) -> str:
     """'2025-11' in English, '2025年11月' in Chinese."""
     return charts.format_month(str(value))
+
+
+@register.filter
+def org_name(recorded: str, names: dict[str, str] | None) -> str:
+    """An organisation's name as the trail recorded it, in Chinese where the organisation has one."""
+    return (names or {}).get(recorded, recorded) if recorded else ""
