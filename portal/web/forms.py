@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
 from portal.access import services
-from portal.access.models import CONSUMER_PERMISSIONS, SEGMENT_PERMISSIONS, Permission
+from portal.access.models import CONSUMER_PERMISSIONS, SEGMENT_PERMISSIONS, Export, Permission
 from portal.access.policy import PUBLIC_ID_PATTERN
 from portal.accounts.models import Organisation, Role, User
 from portal.records.models import Segment, Transaction
@@ -277,6 +277,11 @@ class RevokeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Say why the grant is revoked.")},
     )
+
+
+class ExportRequestForm(forms.Form):
+    segment = forms.IntegerField(min_value=1, max_value=2**62)
+    kind = forms.ChoiceField(choices=Export.Kind.choices, initial=Export.Kind.TRANSACTIONS)
 
 
 class RunStartForm(forms.Form):

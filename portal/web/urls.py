@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal.web.views import audit, auth, grants, records, scoring, segments
+from portal.web.views import audit, auth, exports, grants, records, scoring, segments
 
 app_name = "web"
 
@@ -13,6 +13,9 @@ urlpatterns = [
     path("dashboard/", records.dashboard, name="dashboard"),
     path("consumers/", records.consumer_list, name="consumers"),
     path("consumers/<str:public_id>/", records.consumer_detail, name="consumer"),
+    path("exports/", exports.export_list, name="exports"),
+    path("exports/request/", exports.export_create, name="export-create"),
+    path("exports/<str:export_id>/download/", exports.export_download, name="export-download"),
     path("segments/", segments.segment_list, name="segments"),
     path("segments/<str:segment_id>/", segments.segment_detail, name="segment"),
     path("grants/", grants.grant_list, name="grants"),

@@ -114,5 +114,6 @@ def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
             "volume_table": volume_table,
             "volume_products": [name for name, _values in series],
             "small_cell": masking.SMALL_CELL,
+            "can_export": Permission.EXPORT_RECORDS in scope.segment_permissions(segment.pk),
         },
     )
