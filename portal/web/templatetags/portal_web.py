@@ -171,3 +171,32 @@ def month(value: str) -> str:
 def org_name(recorded: str, names: dict[str, str] | None) -> str:
     """An organisation's name as the trail recorded it, in Chinese where the organisation has one."""
     return (names or {}).get(recorded, recorded) if recorded else ""
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeString:
+    """A column header that sorts the list by `key` (ascending first, then descending), keeping the list's
+    other parameters; `aria-sort` tells a screen reader the current order."""
+    from django.http import QueryDict
+    from django.utils.html import format_html
+
+    current = context.get("sort", "")
+    query = QueryDict(context.get("list_query", ""), mutable=True)
+    query.pop("sort", None)
+    state = "none"
+    target = key
+    if current == key:
+        state, target = "ascending", f"-{key}"
+    elif current == f"-{key}":
+        state = "descending"
+    query["sort"] = target
+    arrow = {"ascending": " ▲", "descending": " ▼", "none": ""}[state]
+    return format_html(
+        '<th scope="col" class="sortable {}" aria-sort="{}"><a href="?{}" data-sort="{}">{}{}</a></th>',
+        css,
+        state,
+        query.urlencode(),
+        target,
+        label,
+        arrow,
+    )

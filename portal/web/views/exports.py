@@ -26,9 +26,9 @@ def export_list(request: HttpRequest) -> HttpResponse:
     note.resource_kind = "export"
     user = pages.user_of(request)
     rows = list(
-        Export.objects.filter(requested_by=user).select_related("segment").order_by("-created_at", "-pk")[
-            :LIST_ROWS
-        ]
+        Export.objects.filter(requested_by=user)
+        .select_related("segment")
+        .order_by("-created_at", "-pk")[:LIST_ROWS]
     )
     running = any(e.status in (Export.Status.PENDING, Export.Status.BUILDING) for e in rows)
     return render(request, "web/exports.html", {"exports": rows, "running": running})
@@ -69,9 +69,7 @@ def export_download(request: HttpRequest, export_id: str) -> HttpResponse:
     note.resource_kind, note.requested_id = "export", export_id[:100]
     user = pages.user_of(request)
     try:
-        export = (
-            Export.objects.select_related("grant").filter(public_id=export_id, requested_by=user).first()
-        )
+        export = Export.objects.select_related("grant").filter(public_id=export_id, requested_by=user).first()
     except Exception:  # a malformed UUID is an unknown id
         export = None
     if export is None:
