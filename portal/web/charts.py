@@ -95,9 +95,12 @@ def _decimals(step: float) -> int:
     return 6
 
 
-def format_number(value: float, *, kind: str = "count", step: float | None = None) -> str:
-    """A tick or a value: counts and amounts compact (万/亿 in Chinese, k/M in English) with the axis's
-    decimals, percentages (given in percent) with one number of decimals, scores as integers."""
+def format_number(
+    value: float, *, kind: str = "count", step: float | None = None, top: float | None = None
+) -> str:
+    """A tick or a value: counts and amounts compact (万/亿 in Chinese, k/M in English, the unit chosen by
+    the axis's top so that one axis has one unit) with the axis's decimals, percentages (given in percent)
+    with one number of decimals per axis, scores as integers."""
     step = step if step is not None else (abs(value) or 1)
     if kind == "percent":
         return f"{value:.{min(_decimals(step), 2)}f}%"
@@ -105,15 +108,12 @@ def format_number(value: float, *, kind: str = "count", step: float | None = Non
         return f"{value:.0f}"
     if value == 0:
         return "0"
-    reference = max(abs(value), step)
-    if chinese():
-        for divisor, suffix in ((100_000_000, "亿"), (10_000, "万")):
-            if reference >= divisor:
-                return f"{value / divisor:,.{min(_decimals(step / divisor), 2)}f}{suffix}"
-    else:
-        for divisor, suffix in ((1_000_000, "M"), (1_000, "k")):
-            if step >= divisor or (divisor == 1_000 and reference >= 10_000):
-                return f"{value / divisor:,.{min(_decimals(step / divisor), 2)}f}{suffix}"
+    reference = top if top is not None else max(abs(value), step)
+    units = ((100_000_000, "亿"), (10_000, "万")) if chinese() else ((1_000_000, "M"), (10_000, "k"))
+    for threshold, suffix in units:
+        if reference >= threshold:
+            divisor = 1_000 if suffix == "k" else threshold
+            return f"{value / divisor:,.{min(_decimals(step / divisor), 2)}f}{suffix}"
     return f"{value:,.{min(_decimals(step), 2)}f}"
 
 
@@ -178,7 +178,7 @@ def _axes(parts: list[str], plot: _Plot, ticks: list[float], kind: str, y_title:
             f'<line class="{css}" data-value="{tick:g}" x1="{plot.left}" y1="{y:.2f}" '
             f'x2="{plot.left + plot.width}" y2="{y:.2f}" stroke="{colour}" stroke-width="1"/>'
             f'<text class="tick" x="{plot.left - 6}" y="{y + 4:.2f}" text-anchor="end" fill="{MUTED}">'
-            f"{escape(format_number(tick, kind=kind, step=step))}</text>"
+            f"{escape(format_number(tick, kind=kind, step=step, top=ticks[-1]))}</text>"
         )
     middle = plot.top + plot.height / 2
     parts.append(

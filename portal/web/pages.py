@@ -29,7 +29,7 @@ THROTTLED_GATES = frozenset({"records"})
 # Where each role starts.
 HOME: dict[str, str] = {
     REGULATOR: "web:dashboard",
-    SHAREHOLDER: "web:segments",
+    SHAREHOLDER: "web:overview",
     COMPLIANCE: "web:grants",
     AUDITOR: "web:audit-events",
     ADMIN: "web:grants",
@@ -120,3 +120,9 @@ def organisation_names() -> dict[str, str]:
     if not (get_language() or "").startswith("zh"):
         return {}
     return {name: name_zh for name, name_zh in Organisation.objects.values_list("name", "name_zh") if name_zh}
+
+
+def chinese() -> bool:
+    from django.utils.translation import get_language
+
+    return (get_language() or "").startswith("zh")

@@ -16,6 +16,7 @@ urlpatterns = [
     path("exports/", exports.export_list, name="exports"),
     path("exports/request/", exports.export_create, name="export-create"),
     path("exports/<str:export_id>/download/", exports.export_download, name="export-download"),
+    path("overview/", segments.overview, name="overview"),
     path("segments/", segments.segment_list, name="segments"),
     path("segments/<str:segment_id>/", segments.segment_detail, name="segment"),
     path("grants/", grants.grant_list, name="grants"),

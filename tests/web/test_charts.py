@@ -45,7 +45,9 @@ def test_a_fixed_range_keeps_its_ticks_inside():
 def test_numbers_follow_the_language():
     with translation.override("en"):
         assert charts.format_number(250_000, kind="cny", step=50_000) == "250k"
-        assert charts.format_number(1_500_000, kind="cny", step=500_000) == "1,500k"
+        assert charts.format_number(1_500_000, kind="cny", step=500_000) == "1.5M"
+        # One unit per axis: 500k on an axis up to 2M is written 0.5M.
+        assert charts.format_number(500_000, kind="cny", step=500_000, top=2_000_000) == "0.5M"
         assert charts.format_number(3_000_000, kind="cny", step=1_000_000) == "3M"
         assert charts.format_month("2025-11") == "2025-11"
     with translation.override("zh-hans"):

@@ -200,3 +200,36 @@ def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeStrin
         label,
         arrow,
     )
+
+
+@register.simple_tag
+def segment_delinquency_comparison(rows: list[dict]) -> SafeString:
+    bars = [
+        charts.Bar(
+            local_name(r["segment"]),
+            None if r["delinquency"] is None else float(r["delinquency"]) * 100,
+            f"{float(r['delinquency']) * 100:.1f}%" if r["delinquency"] is not None else "",
+        )
+        for r in rows
+    ]
+    return charts.bar_chart(
+        bars,
+        label=_("Delinquency rate by segment (30+ days late, last 12 months)"),
+        withheld_label=_("withheld (fewer than 10 late or on-time consumers)"),
+        y_title=_("Delinquency rate (%)"),
+        x_title=_("Segment"),
+        kind="percent",
+    )
+
+
+@register.simple_tag
+def segment_volume_trend(months: list[str], series: list[tuple[str, list]]) -> SafeString:
+    return charts.grouped_bar_chart(
+        [charts.format_month(m) for m in months],
+        series,
+        label=_("Transaction amount by month and segment (CNY)"),
+        withheld_label=_("withheld (fewer than 10 consumers)"),
+        y_title=_("Amount (CNY)"),
+        x_title=_("Month"),
+        kind="cny",
+    )

@@ -3,6 +3,8 @@ segment, every cell of fewer than ten consumers withheld. No personal data, mask
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -115,5 +117,60 @@ def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
             "volume_products": [name for name, _values in series],
             "small_cell": masking.SMALL_CELL,
             "can_export": Permission.EXPORT_RECORDS in scope.segment_permissions(segment.pk),
+        },
+    )
+
+
+@pages.page("segment_summary", "segment.overview")
+def overview(request: HttpRequest) -> HttpResponse:
+    """A shareholder's portfolio: every segment they may see in aggregate, side by side (size, delinquency,
+    twelve months' volume) and month by month. Every figure goes through the same small-cell suppression as
+    the segment page; a segment's queries are the segment page's figures (a handful per segment in scope)."""
+    note = pages.note(request)
+    note.resource_kind = "segment"
+    scope = pages.scope(request)
+    segments = list(policy.visible_segments(scope, Permission.VIEW_AGGREGATES).order_by("name"))
+    rows = []
+    months: set[str] = set()
+    for segment in segments:
+        figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
+        monthly = {m["month"]: m for m in figures["monthly_volume"]}
+        months.update(monthly)
+        amounts = [m["amount"] for m in monthly.values()]
+        rows.append(
+            {
+                "segment": segment,
+                "consumers": figures["consumers"],
+                "delinquency": figures["delinquency"]["rate"],
+                "window_months": figures["delinquency"]["window_months"],
+                # A total only when no month of it was withheld: a partial sum would be read as the whole.
+                "amount": (
+                    sum(Decimal(str(a)) for a in amounts)
+                    if amounts and all(a is not None for a in amounts)
+                    else None
+                ),
+                "withheld_months": sum(1 for a in amounts if a is None),
+                "monthly": monthly,
+            }
+        )
+    ordered = sorted(months)
+    series = [
+        (
+            str(
+                row["segment"].name_zh if pages.chinese() and row["segment"].name_zh else row["segment"].name
+            ),
+            [row["monthly"][m]["amount"] if m in row["monthly"] else 0 for m in ordered],
+        )
+        for row in rows
+    ]
+    pages.attribute(request, policy.grant_for_list(scope, Permission.VIEW_AGGREGATES))
+    return render(
+        request,
+        "web/overview.html",
+        {
+            "rows": rows,
+            "months": ordered,
+            "volume_series": series,
+            "small_cell": masking.SMALL_CELL,
         },
     )
