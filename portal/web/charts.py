@@ -236,8 +236,9 @@ def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) 
         + "</tr>"
         for row in rows
     )
+    summary = _("Figures as a table")
     return (
-        f'<details class="chart-data"><summary>{escape(_("Figures as a table"))}</summary>'
+        f'<details class="chart-data"><summary>{escape(summary)}</summary>'
         f"<table><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></details>"
     )
