@@ -111,7 +111,9 @@ def test_regulator2_without_a_grant_sees_nobody(sign_in, demo_world):
 
 def test_shareholder_reviews_segments_without_personal_data(sign_in, demo_world):
     page = sign_in("shareholder")
-    assert page.url.endswith("/segments/")
+    assert page.url.endswith("/overview/")
+    screenshot(page, "en", "shareholder-overview")
+    page.goto(f"{demo_world}/segments/")
     screenshot(page, "en", "shareholder-segments")
     assert rows(page) == 2
     for slug in (DELTA, REVOLVING):
@@ -198,8 +200,12 @@ def test_four_eyes_through_the_screens(sign_in, demo_world):
 
     # …but approves regulator2's request.
     row = compliance.locator(f"tr[data-grant-id='{pending.pk}']")
-    row.locator("input[type=text][name=note]").fill("Scope and purpose are proportionate.")
     row.locator("button[name=approve]").click()
+    # A confirmation step, with the grant's terms and the note.
+    compliance.wait_for_url(re.compile(rf"/grants/{pending.pk}/approve/$"))
+    screenshot(compliance, "en", "compliance-confirm-approval")
+    compliance.fill("#id_note", "Scope and purpose are proportionate.")
+    compliance.get_by_role("button", name="Confirm approval").click()
     compliance.wait_for_url(re.compile(r"/grants/$"))
     screenshot(compliance, "en", "compliance-approved")
     assert compliance.locator(f"#active tr[data-grant-id='{pending.pk}']").count() == 1
@@ -207,6 +213,7 @@ def test_four_eyes_through_the_screens(sign_in, demo_world):
     checker = sign_in("compliance2")
     row = checker.locator(f"tr[data-grant-id='{own.pk}']")
     row.locator("button[name=approve]").click()
+    checker.get_by_role("button", name="Confirm approval").click()
     checker.wait_for_url(re.compile(r"/grants/$"))
     screenshot(checker, "en", "compliance2-approved")
     own.refresh_from_db()
@@ -321,7 +328,7 @@ def test_chinese_pages_have_no_english(sign_in, demo_world):
             f"/segments/{Segment.objects.get(slug=CCF).pk}/",
             "/accounts/mfa/",
         ],
-        "shareholder": ["/segments/", f"/segments/{delta.pk}/", "/grants/"],
+        "shareholder": ["/overview/", "/segments/", f"/segments/{delta.pk}/", "/grants/"],
         "compliance": ["/grants/", "/grants/request/", "/scoring/runs/"],
         "auditor": ["/audit/events/", f"/audit/access-log/?consumer={consumer.public_id}", "/audit/chain/"],
     }

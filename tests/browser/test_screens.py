@@ -156,3 +156,58 @@ def test_every_page_passes_axe_and_is_photographed(sign_in, demo_world, browser)
                     if found:
                         problems[f"{language} {kind} {username} {path}"] = found
     assert not problems, problems
+
+
+def test_the_consumer_list_sorts_by_a_column(sign_in, demo_world):
+    page = sign_in("regulator")
+    page.goto(f"{demo_world}/consumers/")
+    header = page.locator("th.sortable", has_text="Public id")
+    assert header.get_attribute("aria-sort") == "descending"  # the default order
+    before = page.locator("table.consumers tbody td:first-child code").all_inner_texts()
+    assert before == sorted(before, reverse=True)
+    header.locator("a").click()
+    page.wait_for_url(lambda url: "sort=public_id" in url)
+    after = page.locator("table.consumers tbody td:first-child code").all_inner_texts()
+    assert after == sorted(after) and after != before
+    assert page.locator("th.sortable", has_text="Public id").get_attribute("aria-sort") == "ascending"
+    page.locator("th.sortable", has_text="Province").locator("a").click()
+    page.wait_for_url(lambda url: "sort=province" in url)
+    assert page.locator("th.sortable", has_text="Province").get_attribute("aria-sort") == "ascending"
+    total = page.locator("[data-total]").get_attribute("data-total")
+    assert total is not None and int(total) == Consumer.objects.filter(memberships__segment__slug=CCF).count()
+
+
+def test_a_csv_download_is_recorded_with_its_hash(sign_in, demo_world):
+    import hashlib
+
+    from audit.models import AuditEvent
+    from portal.access.models import Export
+    from portal.celery import app
+
+    page = sign_in("regulator")
+    page.goto(f"{demo_world}/segments/{Segment.objects.get(slug=CCF).pk}/")
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # the live server runs in this process: the build runs in it
+    try:
+        page.get_by_role("button", name="Transactions (CSV)").click()
+        page.wait_for_url(lambda url: url.endswith("/exports/"))
+    finally:
+        app.conf.task_always_eager = saved
+    page.reload()
+    screenshot(page, "en", "regulator-exports")
+    export = Export.objects.get(requested_by__username="regulator")
+    assert export.status == Export.Status.READY
+    with page.expect_download() as info:
+        page.locator(f"tr[data-export='{export.public_id}'] a.download").click()
+    body = Path(info.value.path()).read_bytes()
+    assert hashlib.sha256(body).hexdigest() == export.sha256
+    event = AuditEvent.objects.filter(action="export.download").latest("id")
+    assert (event.outcome, event.export_sha256, event.actor_username) == (
+        "allowed",
+        export.sha256,
+        "regulator",
+    )
+    # Without export_records there is no button.
+    shareholder = sign_in("shareholder")
+    shareholder.goto(f"{demo_world}/segments/{Segment.objects.get(slug=DELTA).pk}/")
+    assert shareholder.get_by_role("button", name="Transactions (CSV)").count() == 0
