@@ -150,7 +150,7 @@ def _chart_id(kind: str, label: str, data: object) -> str:
 
 def _open(chart_id: str, label: str, kind: str, height: float) -> list[str]:
     return [
-        f'<div class="chart-box"><svg class="chart chart-{kind}" id="{chart_id}" '
+        f'<div class="chart-box" tabindex="0"><svg class="chart chart-{kind}" id="{chart_id}" '
         f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" role="img" '
         f'aria-labelledby="{chart_id}-title" width="100%" preserveAspectRatio="xMidYMid meet" '
         f'font-size="{FONT}">',

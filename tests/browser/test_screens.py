@@ -4,6 +4,7 @@ accessibility violation (axe-core) on any page, and a screenshot of every page i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -155,7 +156,7 @@ def test_every_page_passes_axe_and_is_photographed(sign_in, demo_world, browser)
                     found = axe_violations(page)
                     if found:
                         problems[f"{language} {kind} {username} {path}"] = found
-    assert not problems, problems
+    assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
 
 
 def test_the_consumer_list_sorts_by_a_column(sign_in, demo_world):
