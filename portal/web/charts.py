@@ -73,7 +73,7 @@ def nice_ticks(low: float, high: float, target: int = 5, *, cover: bool = True) 
     without it, every tick lies within [low, high] (a fixed range such as scores 300-850)."""
     step = nice_step(high - low, target)
     first = math.ceil(round(low / step, 9)) * step
-    ticks = []
+    ticks: list[float] = []
     index = 0
     while True:
         value = round(first + index * step, 9)

@@ -125,10 +125,11 @@ def axe_violations(page) -> list[dict]:
         """async () => {
           const r = await axe.run(document, {resultTypes: ['violations']});
           return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-            .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+            .map(v => ({id: v.id, impact: v.impact,
+                        nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
         }"""
     )
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def test_every_page_passes_axe_and_is_photographed(sign_in, demo_world, browser):

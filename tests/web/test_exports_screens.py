@@ -33,7 +33,7 @@ def test_a_csv_download_is_granted_audited_and_hashed(client_for, world, django_
     listing = regulator.get("/exports/").content.decode()
     assert f"/exports/{export.public_id}/download/" in listing and export.sha256 in listing
     download = regulator.get(f"/exports/{export.public_id}/download/")
-    body = b"".join(download.streaming_content)  # type: ignore[attr-defined]
+    body = b"".join(download.streaming_content)
     assert download.status_code == 200 and hashlib.sha256(body).hexdigest() == export.sha256
     event = AuditEvent.objects.filter(action="export.download").latest("id")
     assert event.export_sha256 == export.sha256 and event.grant_id == export.grant_id

@@ -5,7 +5,7 @@ the file's SHA-256 in the audit trail, exactly as through the API."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -64,7 +64,7 @@ def export_create(request: HttpRequest) -> HttpResponse:
 
 
 @pages.page("records", "export.download")
-def export_download(request: HttpRequest, export_id: str) -> HttpResponse:
+def export_download(request: HttpRequest, export_id: str) -> HttpResponseBase:
     note = pages.note(request)
     note.resource_kind, note.requested_id = "export", export_id[:100]
     user = pages.user_of(request)

@@ -4,7 +4,9 @@ auditors and administrators read every grant."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,7 +18,7 @@ from audit.models import AuditEvent
 from portal.access import services
 from portal.access.models import AccessGrant
 from portal.access.selectors import grants_for
-from portal.accounts.models import Role
+from portal.accounts.models import Role, User
 from portal.records.models import Consumer
 from portal.web import pages
 from portal.web.forms import DecisionForm, GrantRequestForm, RejectForm, RevokeForm
@@ -123,7 +125,7 @@ def grant_request(request: HttpRequest) -> HttpResponse:
     return render(request, "web/grant_request.html", {"form": form}, status=400)
 
 
-def _grant_or_404(queryset, grant_id: str) -> AccessGrant:  # type: ignore[no-untyped-def]
+def _grant_or_404(queryset: QuerySet[AccessGrant], grant_id: str) -> AccessGrant:
     grant = (
         queryset.filter(pk=int(grant_id)).first()
         if grant_id.isascii() and grant_id.isdigit() and len(grant_id) <= 18
@@ -131,7 +133,7 @@ def _grant_or_404(queryset, grant_id: str) -> AccessGrant:  # type: ignore[no-un
     )
     if grant is None:
         raise pages.NotFound
-    return grant  # type: ignore[no-any-return]
+    return grant
 
 
 ACCESS_ROWS = 50
@@ -221,7 +223,7 @@ def _decide(request: HttpRequest, grant_id: str, verb: str) -> HttpResponse:
     return redirect("web:grants")
 
 
-def _refusal(grant: AccessGrant, user, verb: str) -> tuple[str, int] | None:  # type: ignore[no-untyped-def]
+def _refusal(grant: AccessGrant, user: User, verb: str) -> tuple[str, int] | None:
     """What the service would refuse, told before the confirmation is asked for."""
     if user.role != Role.COMPLIANCE:
         return _("Only a compliance officer decides on grants."), 403
@@ -238,8 +240,8 @@ def _refusal(grant: AccessGrant, user, verb: str) -> tuple[str, int] | None:  # 
     return None
 
 
-def _confirm_page(  # type: ignore[no-untyped-def]
-    request: HttpRequest, grant: AccessGrant, verb: str, form, status: int = 200
+def _confirm_page(
+    request: HttpRequest, grant: AccessGrant, verb: str, form: forms.Form, status: int = 200
 ) -> HttpResponse:
     return render(
         request,
