@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.models import AuditEvent
 from portal.access.models import AccessGrant
 from portal.records.models import Consumer, Segment
 from tests.browser.conftest import screenshot
@@ -93,7 +94,8 @@ def walks() -> dict[str, list[str]]:
     consumer = Consumer.objects.filter(memberships__segment__slug=CCF).order_by("public_id").first()
     assert consumer is not None
     grant = AccessGrant.objects.order_by("pk").first()
-    assert grant is not None
+    event = AuditEvent.objects.order_by("-pk").first()
+    assert grant is not None and event is not None
     return {
         "regulator": [
             "/dashboard/",
@@ -110,7 +112,7 @@ def walks() -> dict[str, list[str]]:
         "compliance": ["/grants/", f"/grants/{grant.pk}/", "/grants/request/", "/scoring/runs/"],
         "auditor": [
             "/audit/events/",
-            "/audit/events/1/",
+            f"/audit/events/{event.pk}/",
             f"/audit/access-log/?consumer={consumer.public_id}",
             "/audit/chain/",
             "/grants/",
@@ -182,7 +184,6 @@ def test_the_consumer_list_sorts_by_a_column(sign_in, demo_world):
 def test_a_csv_download_is_recorded_with_its_hash(sign_in, demo_world):
     import hashlib
 
-    from audit.models import AuditEvent
     from portal.access.models import Export
     from portal.celery import app
 
