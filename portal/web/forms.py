@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
 from portal.access import services
-from portal.access.models import CONSUMER_PERMISSIONS, SEGMENT_PERMISSIONS, Permission
+from portal.access.models import CONSUMER_PERMISSIONS, SEGMENT_PERMISSIONS, Export, Permission
 from portal.access.policy import PUBLIC_ID_PATTERN
 from portal.accounts.models import Organisation, Role, User
 from portal.records.models import Segment, Transaction
@@ -188,6 +188,16 @@ class GrantRequestForm(forms.Form):
             field.required = True
             field.error_messages["required"] = _("Choose the state shareholder.")
             del self.fields["for_requester_only"]
+            # A state shareholder may only hold aggregates of a segment: the form offers nothing else.
+            only = _("A state shareholder may only be granted aggregates of a segment.")
+            permissions = cast(forms.MultipleChoiceField, self.fields["permissions"])
+            permissions.choices = [(Permission.VIEW_AGGREGATES.value, Permission.VIEW_AGGREGATES.label)]
+            permissions.error_messages["invalid_choice"] = only
+            target = cast(forms.ChoiceField, self.fields["target_kind"])
+            target.choices = self.TARGETS[:1]
+            target.initial = "segment"
+            target.error_messages["invalid_choice"] = only
+            del self.fields["consumer"]
         else:
             del self.fields["grantee_organisation"]
 
@@ -246,15 +256,32 @@ class GrantRequestForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    note = forms.CharField(label=_("Note"), required=False, max_length=2000)
+    note = forms.CharField(
+        label=_("Note (optional)"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class RejectForm(forms.Form):
+    note = forms.CharField(
+        label=_("Why is it rejected?"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": _("Say why the request is rejected.")},
+    )
 
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"),
         max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Say why the grant is revoked.")},
     )
+
+
+class ExportRequestForm(forms.Form):
+    segment = forms.IntegerField(min_value=1, max_value=2**62)
+    kind = forms.ChoiceField(choices=Export.Kind.choices, initial=Export.Kind.TRANSACTIONS)
 
 
 class RunStartForm(forms.Form):

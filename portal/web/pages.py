@@ -29,7 +29,7 @@ THROTTLED_GATES = frozenset({"records"})
 # Where each role starts.
 HOME: dict[str, str] = {
     REGULATOR: "web:dashboard",
-    SHAREHOLDER: "web:segments",
+    SHAREHOLDER: "web:overview",
     COMPLIANCE: "web:grants",
     AUDITOR: "web:audit-events",
     ADMIN: "web:grants",
@@ -109,3 +109,20 @@ def consumer_access(request: HttpRequest, public_id: str, permission: str = poli
         raise NotFound from None
     attribute(request, access.grant)
     return access
+
+
+def organisation_names() -> dict[str, str]:
+    """Organisation names as the trail records them (English) -> the name in the page's language."""
+    from django.utils.translation import get_language
+
+    from portal.accounts.models import Organisation
+
+    if not (get_language() or "").startswith("zh"):
+        return {}
+    return {name: name_zh for name, name_zh in Organisation.objects.values_list("name", "name_zh") if name_zh}
+
+
+def chinese() -> bool:
+    from django.utils.translation import get_language
+
+    return (get_language() or "").startswith("zh")

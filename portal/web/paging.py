@@ -29,50 +29,90 @@ class Page:
     results: list[Any]
     next_cursor: str | None
     is_first: bool
+    previous_cursor: str | None = None
 
 
 class Keyset:
-    """Newest-first pages on `ordering` (descending fields only, e.g. "-occurred_at", "-id"; the last one
-    unique)."""
+    """Pages on `ordering` (e.g. "-occurred_at", "-id", or "province", "-public_id"; the last field unique),
+    forward from a "next" cursor and backward from a "previous" one."""
 
     def __init__(self, *ordering: str) -> None:
-        assert all(o.startswith("-") for o in ordering)  # noqa: S101 - a programming error, not input
         self.ordering = ordering
-        self.fields = [o[1:] for o in ordering]
+        self.fields = [o.lstrip("-") for o in ordering]
+        self.descending = [o.startswith("-") for o in ordering]
 
-    def _after(self, values: list[Any]) -> Q:
+    def _beyond(self, values: list[Any], forward: bool) -> Q:
+        """Rows after (forward) or before the boundary row in this ordering."""
+
+        def op(index: int, strict: bool = True) -> str:
+            lower = self.descending[index] == forward  # walking towards smaller values
+            return ("lt" if lower else "gt") + ("" if strict else "e")
+
         last = len(self.fields) - 1
-        condition = Q(**{f"{self.fields[last]}__lt": values[last]})
+        condition = Q(**{f"{self.fields[last]}__{op(last)}": values[last]})
         for index in range(last - 1, -1, -1):
             name, value = self.fields[index], values[index]
-            condition = Q(**{f"{name}__lt": value}) | (Q(**{name: value}) & condition)
+            condition = Q(**{f"{name}__{op(index)}": value}) | (Q(**{name: value}) & condition)
         if last > 0:
-            condition = Q(**{f"{self.fields[0]}__lte": values[0]}) & condition
+            condition = Q(**{f"{self.fields[0]}__{op(0, strict=False)}": values[0]}) & condition
         return condition
+
+    def _after(self, values: list[Any]) -> Q:
+        return self._beyond(values, True)
 
     def paginate(self, queryset: QuerySet, cursor: str | None, size: int | None = None) -> Page:
         size = size or settings.WEB_PAGE_SIZE
-        queryset = queryset.order_by(*self.ordering)
         if cursor:
-            queryset = queryset.filter(self._after(self._decode(cursor)))
+            direction, values = self._decode_with_direction(cursor)
+        else:
+            direction, values = "n", None
+        if direction == "p" and values is not None:
+            reverse = [o[1:] if o.startswith("-") else "-" + o for o in self.ordering]
+            rows = list(queryset.filter(self._beyond(values, False)).order_by(*reverse)[: size + 1])
+            earlier = len(rows) > size
+            rows = list(reversed(rows[:size]))
+            return Page(
+                rows,
+                self._encode(rows[-1]) if rows else None,
+                not earlier,
+                self._encode(rows[0], "p") if earlier and rows else None,
+            )
+        queryset = queryset.order_by(*self.ordering)
+        if values is not None:
+            queryset = queryset.filter(self._after(values))
         rows = list(queryset[: size + 1])
         more = len(rows) > size
         rows = rows[:size]
-        return Page(rows, self._encode(rows[-1]) if more and rows else None, not cursor)
+        return Page(
+            rows,
+            self._encode(rows[-1]) if more and rows else None,
+            not cursor,
+            self._encode(rows[0], "p") if cursor and rows else None,
+        )
 
-    def _encode(self, row: Any) -> str:
+    def _encode(self, row: Any, direction: str = "n") -> str:
         values = []
         for name in self.fields:
             value = getattr(row, name)
             values.append({"t": value.isoformat()} if isinstance(value, datetime) else value)
-        payload = json.dumps({"o": list(self.ordering), "k": values}, separators=(",", ":"))
+        body: dict[str, Any] = {"o": list(self.ordering), "k": values}
+        if direction != "n":
+            body["d"] = direction
+        payload = json.dumps(body, separators=(",", ":"))
         return _fernet().encrypt(payload.encode()).decode()
 
     def _decode(self, cursor: str) -> list[Any]:
+        return self._decode_with_direction(cursor)[1]
+
+    def _decode_with_direction(self, cursor: str) -> tuple[str, list[Any]]:
         try:
             payload = json.loads(_fernet().decrypt(cursor.encode()))
             if payload["o"] != list(self.ordering) or len(payload["k"]) != len(self.fields):
                 raise BadCursor(cursor)
-            return [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in payload["k"]]
-        except (InvalidToken, ValueError, KeyError, TypeError, UnicodeError):
+            direction = payload.get("d", "n")
+            if direction not in ("n", "p"):
+                raise BadCursor(cursor)
+            values = [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in payload["k"]]
+            return direction, values
+        except (InvalidToken, ValueError, KeyError, TypeError, UnicodeError, AttributeError):
             raise BadCursor(cursor) from None

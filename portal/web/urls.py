@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal.web.views import accounts, assets, audit, auth, grants, records, scoring, segments
+from portal.web.views import accounts, assets, audit, auth, exports, grants, records, scoring, segments
 
 app_name = "web"
 
@@ -21,10 +21,15 @@ urlpatterns = [
     path("dashboard/", records.dashboard, name="dashboard"),
     path("consumers/", records.consumer_list, name="consumers"),
     path("consumers/<str:public_id>/", records.consumer_detail, name="consumer"),
+    path("exports/", exports.export_list, name="exports"),
+    path("exports/request/", exports.export_create, name="export-create"),
+    path("exports/<str:export_id>/download/", exports.export_download, name="export-download"),
+    path("overview/", segments.overview, name="overview"),
     path("segments/", segments.segment_list, name="segments"),
     path("segments/<str:segment_id>/", segments.segment_detail, name="segment"),
     path("grants/", grants.grant_list, name="grants"),
     path("grants/request/", grants.grant_request, name="grant-request"),
+    path("grants/<str:grant_id>/", grants.grant_detail, name="grant"),
     path("grants/<str:grant_id>/approve/", grants.grant_approve, name="grant-approve"),
     path("grants/<str:grant_id>/reject/", grants.grant_reject, name="grant-reject"),
     path("grants/<str:grant_id>/revoke/", grants.grant_revoke, name="grant-revoke"),
@@ -32,6 +37,7 @@ urlpatterns = [
     path("scoring/runs/progress.json", scoring.run_progress, name="score-runs-progress"),
     path("scoring/runs/start/", scoring.run_start, name="score-run-start"),
     path("audit/events/", audit.event_list, name="audit-events"),
+    path("audit/events/<str:event_id>/", audit.event_detail, name="audit-event"),
     path("audit/access-log/", audit.access_log, name="audit-access-log"),
     path("audit/chain/", audit.chain, name="audit-chain"),
     path("audit/checkpoints/<str:position>/download/", audit.checkpoint_download, name="audit-checkpoint"),

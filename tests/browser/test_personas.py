@@ -111,14 +111,17 @@ def test_regulator2_without_a_grant_sees_nobody(sign_in, demo_world):
 
 def test_shareholder_reviews_segments_without_personal_data(sign_in, demo_world):
     page = sign_in("shareholder")
-    assert page.url.endswith("/segments/")
+    assert page.url.endswith("/overview/")
+    screenshot(page, "en", "shareholder-overview")
+    page.goto(f"{demo_world}/segments/")
     screenshot(page, "en", "shareholder-segments")
     assert rows(page) == 2
     for slug in (DELTA, REVOLVING):
         segment = Segment.objects.get(slug=slug)
         visit(page, demo_world, f"/segments/{segment.pk}/", "en", f"shareholder-segment-{slug}")
         assert page.locator("svg.chart").count() == 3
-        assert page.locator("svg.chart-bars rect.bar").count() > 5
+        # Every score band is drawn: a bar, or a hatched band where it is withheld.
+        assert page.locator("svg.chart-bars rect.bar, svg.chart-bars rect.withheld").count() > 5
         text = page.locator("body").inner_text()
         assert not re.search(r"\b\d{17}[\dX]\b", text)  # no resident ID
         assert not re.search(r"\b1\d{10}\b", text)  # no mobile number
@@ -198,8 +201,12 @@ def test_four_eyes_through_the_screens(sign_in, demo_world):
 
     # …but approves regulator2's request.
     row = compliance.locator(f"tr[data-grant-id='{pending.pk}']")
-    row.locator("input[type=text][name=note]").fill("Scope and purpose are proportionate.")
     row.locator("button[name=approve]").click()
+    # A confirmation step, with the grant's terms and the note.
+    compliance.wait_for_url(re.compile(rf"/grants/{pending.pk}/approve/$"))
+    screenshot(compliance, "en", "compliance-confirm-approval")
+    compliance.fill("#id_note", "Scope and purpose are proportionate.")
+    compliance.get_by_role("button", name="Confirm approval").click()
     compliance.wait_for_url(re.compile(r"/grants/$"))
     screenshot(compliance, "en", "compliance-approved")
     assert compliance.locator(f"#active tr[data-grant-id='{pending.pk}']").count() == 1
@@ -207,6 +214,7 @@ def test_four_eyes_through_the_screens(sign_in, demo_world):
     checker = sign_in("compliance2")
     row = checker.locator(f"tr[data-grant-id='{own.pk}']")
     row.locator("button[name=approve]").click()
+    checker.get_by_role("button", name="Confirm approval").click()
     checker.wait_for_url(re.compile(r"/grants/$"))
     screenshot(checker, "en", "compliance2-approved")
     own.refresh_from_db()
@@ -297,8 +305,8 @@ def test_score_run_progress_is_polled_every_five_seconds_only_while_a_run_is_run
     assert len(polls) == 3
 
 
-# Words that may appear on a Chinese page: the currency code, algorithm and brand names in data.
-ALLOWED_ENGLISH = {"CNY", "SHA", "KTV", "OPPO", "vivo"}
+# Words that may appear on a Chinese page: the currency code, algorithm, file format and brand names in data.
+ALLOWED_ENGLISH = {"CNY", "SHA", "CSV", "KTV", "OPPO", "vivo"}
 VISIBLE_TEXT = """() => {
   const copy = document.body.cloneNode(true);
   // Identifiers (usernames, public ids, hashes, action codes) are in <code>; recorded free text (purposes,
@@ -321,7 +329,7 @@ def test_chinese_pages_have_no_english(sign_in, demo_world):
             f"/segments/{Segment.objects.get(slug=CCF).pk}/",
             "/accounts/mfa/",
         ],
-        "shareholder": ["/segments/", f"/segments/{delta.pk}/", "/grants/"],
+        "shareholder": ["/overview/", "/segments/", f"/segments/{delta.pk}/", "/grants/"],
         "compliance": ["/grants/", "/grants/request/", "/scoring/runs/"],
         "auditor": ["/audit/events/", f"/audit/access-log/?consumer={consumer.public_id}", "/audit/chain/"],
     }

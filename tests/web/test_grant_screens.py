@@ -125,7 +125,14 @@ def test_four_eyes_on_screens(client_for, world):
     grant.refresh_from_db()
     assert grant.status == AccessGrant.Status.REQUESTED
     assert AuditEvent.objects.latest("id").outcome == "denied"
-    assert compliance2.post(f"/grants/{grant.pk}/approve/", {"note": "ok"}).status_code == 302
+    # The first POST asks for confirmation and changes nothing; the confirmed one approves.
+    asked = compliance2.post(f"/grants/{grant.pk}/approve/", {"note": "ok"})
+    assert asked.status_code == 200 and 'name="confirm" value="yes"' in asked.content.decode()
+    grant.refresh_from_db()
+    assert grant.status == AccessGrant.Status.REQUESTED
+    assert AuditEvent.objects.latest("id").action == "grant.approve_confirm"
+    confirmed = compliance2.post(f"/grants/{grant.pk}/approve/", {"note": "ok", "confirm": "yes"})
+    assert confirmed.status_code == 302
     grant.refresh_from_db()
     assert grant.status == AccessGrant.Status.APPROVED
     assert grant.decided_by is not None and grant.decided_by.username == "compliance2"
@@ -148,17 +155,22 @@ def test_shareholder_requests_only_aggregates(client_for, world):
 def test_reject_and_revoke(client_for, world):
     compliance = client_for("compliance")
     pending = AccessGrant.objects.get(requested_by__username="regulator2", status="requested")
-    assert compliance.post(f"/grants/{pending.pk}/reject/", {"note": ""}).status_code == 302
+    # A rejection says why.
+    unsaid = compliance.post(f"/grants/{pending.pk}/reject/", {"note": "", "confirm": "yes"})
+    assert unsaid.status_code == 400 and "Say why the request is rejected." in unsaid.content.decode()
+    done = compliance.post(f"/grants/{pending.pk}/reject/", {"note": "Out of scope.", "confirm": "yes"})
+    assert done.status_code == 302
     pending.refresh_from_db()
-    assert pending.status == AccessGrant.Status.REJECTED
+    assert pending.status == AccessGrant.Status.REJECTED and pending.decision_note == "Out of scope."
     # Rejecting twice is a conflict shown on the row, not an error page.
-    again = compliance.post(f"/grants/{pending.pk}/reject/", {"note": ""})
+    again = compliance.post(f"/grants/{pending.pk}/reject/", {"note": "Again.", "confirm": "yes"})
     assert again.status_code == 409 and "Only a requested grant can be rejected." in again.content.decode()
 
     active = AccessGrant.objects.get(case_reference="PBC-CRC-2026-0412")
-    empty = compliance.post(f"/grants/{active.pk}/revoke/", {"reason": ""})
+    empty = compliance.post(f"/grants/{active.pk}/revoke/", {"reason": "", "confirm": "yes"})
     assert empty.status_code == 400 and "Say why the grant is revoked." in empty.content.decode()
-    assert compliance.post(f"/grants/{active.pk}/revoke/", {"reason": "Case closed."}).status_code == 302
+    confirmed = compliance.post(f"/grants/{active.pk}/revoke/", {"reason": "Case closed.", "confirm": "yes"})
+    assert confirmed.status_code == 302
     active.refresh_from_db()
     assert active.status == AccessGrant.Status.REVOKED
     consumer = world.consumer_in("chengdu-chongqing-consumer-finance")

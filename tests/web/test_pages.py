@@ -65,7 +65,7 @@ def test_role_gates_and_pages_render_for_every_persona(client_for):
 def test_start_page_sends_each_role_to_its_work(client_for):
     expected = {
         "regulator": "/dashboard/",
-        "shareholder": "/segments/",
+        "shareholder": "/overview/",
         "compliance": "/grants/",
         "auditor": "/audit/events/",
     }

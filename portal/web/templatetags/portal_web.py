@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -78,27 +78,57 @@ def permission_labels(codenames: Any) -> str:
     )
 
 
+@register.simple_tag(takes_context=True)
+def nav_active(context: dict, names: str) -> SafeString:
+    """` class="active" aria-current="page"` on the menu entry of the page's section."""
+    request = context.get("request")
+    match = getattr(request, "resolver_match", None)
+    current = getattr(match, "url_name", None) or ""
+    if request is not None and request.path.startswith("/accounts/mfa/"):
+        current = "mfa"
+    if current and current in names.split():
+        return mark_safe(' class="active" aria-current="page"')
+    return mark_safe("")
+
+
 @register.simple_tag
 def score_histogram_chart(histogram: list[dict]) -> SafeString:
     bars = [charts.Bar(f"{c['from']}–{c['to']}", c["consumers"]) for c in histogram]
-    return charts.bar_chart(bars, label=_("Score distribution"), withheld_label=_("withheld"))
+    return charts.bar_chart(
+        bars,
+        label=_("Score distribution"),
+        withheld_label=_("withheld (fewer than 10 consumers)"),
+        y_title=_("Consumers"),
+        x_title=_("Score band"),
+    )
 
 
 @register.simple_tag
-def delinquency_chart(rows: list[dict]) -> SafeString:
+def delinquency_chart(rows: list[dict], window: dict | None = None) -> SafeString:
+    """Monthly rates; the rate over the whole window (the headline figure) as a dashed reference line, so
+    that a chart whose months are all withheld still shows what may be shown."""
     bars = [
         charts.Bar(
-            r["month"][2:],
+            charts.format_month(r["month"]),
             None if r["rate"] is None else r["rate"] * 100,
             f"{r['rate'] * 100:.1f}%" if r["rate"] is not None else "",
         )
         for r in rows
     ]
+    reference = None
+    if window and window.get("rate") is not None:
+        reference = charts.Reference(
+            float(window["rate"]) * 100,
+            _("Last %(months)s months:") % {"months": window.get("window_months", 12)},
+        )
     return charts.bar_chart(
         bars,
         label=_("30+ days delinquency rate by month of due date"),
-        withheld_label=_("withheld"),
-        unit="%",
+        withheld_label=_("withheld (fewer than 10 late or on-time consumers)"),
+        y_title=_("Delinquency rate (%)"),
+        x_title=_("Month of due date"),
+        kind="percent",
+        reference=reference,
     )
 
 
@@ -106,10 +136,13 @@ def delinquency_chart(rows: list[dict]) -> SafeString:
 def volume_chart(months: list[str], series: list[tuple[str, list]]) -> SafeString:
     translated = [(_(name), values) for name, values in series]
     return charts.grouped_bar_chart(
-        [m[2:] for m in months],
+        [charts.format_month(m) for m in months],
         translated,
         label=_("Transaction amount by month and product (CNY)"),
-        withheld_label=_("withheld"),
+        withheld_label=_("withheld (fewer than 10 consumers)"),
+        y_title=_("Amount (CNY)"),
+        x_title=_("Month"),
+        kind="cny",
     )
 
 
@@ -118,4 +151,85 @@ def score_history_chart(history: list, low: int, high: int) -> SafeString:
     from django.utils import timezone
 
     points = [(timezone.localtime(s.computed_at).strftime("%Y-%m-%d"), float(s.value)) for s in history]
-    return charts.line_chart(points, label=_("Score history"), low=low, high=high)
+    return charts.line_chart(
+        points,
+        label=_("Score history"),
+        low=low,
+        high=high,
+        y_title=_("Score (%(low)s–%(high)s)") % {"low": low, "high": high},
+        x_title=_("Date scored"),
+    )
+
+
+@register.filter
+def month(value: str) -> str:
+    """'2025-11' in English, '2025年11月' in Chinese."""
+    return charts.format_month(str(value))
+
+
+@register.filter
+def org_name(recorded: str, names: dict[str, str] | None) -> str:
+    """An organisation's name as the trail recorded it, in Chinese where the organisation has one."""
+    return (names or {}).get(recorded, recorded) if recorded else ""
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeString:
+    """A column header that sorts the list by `key` (ascending first, then descending), keeping the list's
+    other parameters; `aria-sort` tells a screen reader the current order."""
+    from django.http import QueryDict
+    from django.utils.html import format_html
+
+    current = context.get("sort", "")
+    query = QueryDict(context.get("list_query", ""), mutable=True)
+    query.pop("sort", None)
+    state = "none"
+    target = key
+    if current == key:
+        state, target = "ascending", f"-{key}"
+    elif current == f"-{key}":
+        state = "descending"
+    query["sort"] = target
+    arrow = {"ascending": " ▲", "descending": " ▼", "none": ""}[state]
+    return format_html(
+        '<th scope="col" class="sortable {}" aria-sort="{}"><a href="?{}" data-sort="{}">{}{}</a></th>',
+        css,
+        state,
+        query.urlencode(),
+        target,
+        label,
+        arrow,
+    )
+
+
+@register.simple_tag
+def segment_delinquency_comparison(rows: list[dict]) -> SafeString:
+    bars = [
+        charts.Bar(
+            local_name(r["segment"]),
+            None if r["delinquency"] is None else float(r["delinquency"]) * 100,
+            f"{float(r['delinquency']) * 100:.1f}%" if r["delinquency"] is not None else "",
+        )
+        for r in rows
+    ]
+    return charts.bar_chart(
+        bars,
+        label=_("Delinquency rate by segment (30+ days late, last 12 months)"),
+        withheld_label=_("withheld (fewer than 10 late or on-time consumers)"),
+        y_title=_("Delinquency rate (%)"),
+        x_title=_("Segment"),
+        kind="percent",
+    )
+
+
+@register.simple_tag
+def segment_volume_trend(months: list[str], series: list[tuple[str, list]]) -> SafeString:
+    return charts.grouped_bar_chart(
+        [charts.format_month(m) for m in months],
+        series,
+        label=_("Transaction amount by month and segment (CNY)"),
+        withheld_label=_("withheld (fewer than 10 consumers)"),
+        y_title=_("Amount (CNY)"),
+        x_title=_("Month"),
+        kind="cny",
+    )

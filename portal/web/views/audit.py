@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from audit import checkpoints, selectors
-from audit.models import AuditCheckpoint
+from audit.models import AuditCheckpoint, AuditEvent, AuditSubject
 from portal.access.selectors import shown_grant_purposes
 from portal.web import pages
 from portal.web.forms import AccessLogForm, EventFilterForm
@@ -39,8 +39,51 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/audit_events.html",
-        {"form": form, "page": page, "filter_query": query.urlencode()},
+        {
+            "form": form,
+            "page": page,
+            "filter_query": query.urlencode(),
+            "organisation_names": pages.organisation_names(),
+        },
         status=status,
+    )
+
+
+@pages.page("audit", "audit.event.read")
+def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
+    """One event, every field: who, from where, what, under which grant, the consumers it named, and where
+    it stands in the sealed chain (its neighbours and the first signed checkpoint that covers it)."""
+    note = pages.note(request)
+    note.resource_kind, note.requested_id = "audit_event", event_id[:100]
+    event = (
+        AuditEvent.objects.filter(pk=int(event_id)).first()
+        if event_id.isascii() and event_id.isdigit() and len(event_id) <= 18
+        else None
+    )
+    if event is None:
+        raise pages.NotFound
+    subjects = list(
+        AuditSubject.objects.filter(event_id=event.pk, occurred_at=event.occurred_at)
+        .order_by("public_id")
+        .values_list("public_id", flat=True)
+    )
+    checkpoint = None
+    if event.chain_position is not None:
+        checkpoint = (
+            AuditCheckpoint.objects.filter(chain_position__gte=event.chain_position)
+            .order_by("chain_position")
+            .first()
+        )
+    return render(
+        request,
+        "web/audit_event.html",
+        {
+            "event": event,
+            "subjects": subjects,
+            "checkpoint": checkpoint,
+            "query_json": json.dumps(event.query, ensure_ascii=False, sort_keys=True) if event.query else "",
+            "organisation_names": pages.organisation_names(),
+        },
     )
 
 
@@ -70,7 +113,12 @@ def access_log(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/audit_access_log.html",
-        {"form": form, "page": page, "filter_query": query},
+        {
+            "form": form,
+            "page": page,
+            "filter_query": query,
+            "organisation_names": pages.organisation_names(),
+        },
         status=status,
     )
 

@@ -4,7 +4,9 @@ auditors and administrators read every grant."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -12,13 +14,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_POST
 
+from audit.models import AuditEvent
 from portal.access import services
 from portal.access.models import AccessGrant
 from portal.access.selectors import grants_for
-from portal.accounts.models import Role
+from portal.accounts.models import Role, User
 from portal.records.models import Consumer
 from portal.web import pages
-from portal.web.forms import DecisionForm, GrantRequestForm, RevokeForm
+from portal.web.forms import DecisionForm, GrantRequestForm, RejectForm, RevokeForm
 
 LIST_ROWS = 100
 
@@ -117,27 +120,87 @@ def grant_request(request: HttpRequest) -> HttpResponse:
                     request, _("Your request #%(id)s is waiting for a compliance officer.") % {"id": grant.pk}
                 )
                 return redirect("web:grants")
+    # A form refused by validation changed nothing and was not an access refusal: recorded as such.
+    note.action, note.outcome = "grant.request_invalid", AuditEvent.Outcome.ALLOWED
     return render(request, "web/grant_request.html", {"form": form}, status=400)
 
 
-def _decide(request: HttpRequest, grant_id: str, verb: str) -> HttpResponse:
-    note = pages.note(request)
-    note.resource_kind, note.requested_id = "grant", grant_id[:100]
-    user = pages.user_of(request)
+def _grant_or_404(queryset: QuerySet[AccessGrant], grant_id: str) -> AccessGrant:
     grant = (
-        AccessGrant.objects.filter(pk=int(grant_id)).first()
+        queryset.filter(pk=int(grant_id)).first()
         if grant_id.isascii() and grant_id.isdigit() and len(grant_id) <= 18
         else None
     )
     if grant is None:
         raise pages.NotFound
-    pages.attribute(request, grant)
-    form: DecisionForm | RevokeForm = (
-        RevokeForm(request.POST) if verb == "revoke" else DecisionForm(request.POST)
+    return grant
+
+
+ACCESS_ROWS = 50
+
+
+@pages.page("grants_read", "grant.read")
+def grant_detail(request: HttpRequest, grant_id: str) -> HttpResponse:
+    """Everything about one grant the user may read: its terms, its history and the requests made under it
+    (newest first, within its validity, so that only those months of the trail are read)."""
+    note = pages.note(request)
+    note.resource_kind, note.requested_id = "grant", grant_id[:100]
+    user = pages.user_of(request)
+    grant = _grant_or_404(grants_for(user), grant_id)
+    accesses = list(
+        AuditEvent.objects.filter(
+            grant_id=grant.pk,
+            occurred_at__gte=min(grant.valid_from, grant.requested_at),
+            occurred_at__lte=max(grant.valid_until, grant.revoked_at or grant.valid_until),
+        ).order_by("-occurred_at", "-id")[: ACCESS_ROWS + 1]
     )
+    return render(
+        request,
+        "web/grant_detail.html",
+        {
+            "grant": grant,
+            "accesses": accesses[:ACCESS_ROWS],
+            "more_accesses": len(accesses) > ACCESS_ROWS,
+            "can_decide": user.role == Role.COMPLIANCE and grant.requested_by_id != user.pk,
+            "own_request": grant.requested_by_id == user.pk,
+            "organisation_names": pages.organisation_names(),
+        },
+    )
+
+
+CONFIRM_TITLES = {
+    "approve": gettext_noop("Approve grant #%(id)s?"),
+    "reject": gettext_noop("Reject grant #%(id)s?"),
+    "revoke": gettext_noop("Revoke grant #%(id)s?"),
+}
+
+
+def _decide(request: HttpRequest, grant_id: str, verb: str) -> HttpResponse:
+    """A decision is taken in two steps: the first POST (from the list or the grant's page) shows what is
+    about to happen, with the note or reason to confirm; the second, with `confirm=yes`, takes it."""
+    note = pages.note(request)
+    note.resource_kind, note.requested_id = "grant", grant_id[:100]
+    user = pages.user_of(request)
+    grant = _grant_or_404(grants_for(user), grant_id)
+    pages.attribute(request, grant)
+    confirmed = request.POST.get("confirm") == "yes"
+    form: DecisionForm | RejectForm | RevokeForm
+    if verb == "revoke":
+        form = RevokeForm(request.POST)
+    elif verb == "reject":
+        form = RejectForm(request.POST)
+    else:
+        form = DecisionForm(request.POST)
+    if not confirmed:
+        note.action = f"grant.{verb}_confirm"
+        refusal = _refusal(grant, user, verb)
+        if refusal is not None:
+            message, status = refusal
+            return _grants_page(request, errors={grant.pk: message}, status=status)
+        form = type(form)(initial={key: request.POST.get(key, "") for key in ("note", "reason")})
+        return _confirm_page(request, grant, verb, form)
     if not form.is_valid():
-        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
-        return _grants_page(request, errors={grant.pk: message}, status=400)
+        return _confirm_page(request, grant, verb, form, status=400)
     try:
         if verb == "approve":
             services.grant_approve(grant=grant, approver=user, note=form.cleaned_data["note"])
@@ -158,6 +221,40 @@ def _decide(request: HttpRequest, grant_id: str, verb: str) -> HttpResponse:
     }[verb]
     messages.success(request, done % {"id": grant.pk})
     return redirect("web:grants")
+
+
+def _refusal(grant: AccessGrant, user: User, verb: str) -> tuple[str, int] | None:
+    """What the service would refuse, told before the confirmation is asked for."""
+    if user.role != Role.COMPLIANCE:
+        return _("Only a compliance officer decides on grants."), 403
+    if grant.requested_by_id == user.pk:
+        text = (
+            "Four eyes: the requester cannot approve their own grant."
+            if verb == "approve"
+            else "Four eyes: the requester cannot decide on their own grant."
+        )
+        return _(text), 403
+    wanted = AccessGrant.Status.APPROVED if verb == "revoke" else AccessGrant.Status.REQUESTED
+    if grant.status != wanted:
+        return _(STATE_MESSAGES[verb]), 409
+    return None
+
+
+def _confirm_page(
+    request: HttpRequest, grant: AccessGrant, verb: str, form: forms.Form, status: int = 200
+) -> HttpResponse:
+    return render(
+        request,
+        "web/grant_confirm.html",
+        {
+            "grant": grant,
+            "verb": verb,
+            "form": form,
+            "title": _(CONFIRM_TITLES[verb]) % {"id": grant.pk},
+            "action_url": f"/grants/{grant.pk}/{verb}/",
+        },
+        status=status,
+    )
 
 
 @require_POST

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Avg, Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,6 +23,16 @@ from scoring import selectors as scoring_selectors
 from scoring.models import MAX_SCORE, MIN_SCORE
 
 CONSUMER_PAGES = Keyset("-public_id")
+# The consumer list's sortable columns: the URL's `sort` -> a keyset ordering (the last field unique).
+# Only columns stored in the clear and shown to everyone on the list: a masked or hidden value (name, ids,
+# a score outside view_scores) is never a sort key, or the order would tell it.
+CONSUMER_SORTS = {
+    "-public_id": CONSUMER_PAGES,
+    "public_id": Keyset("public_id"),
+    "province": Keyset("province", "public_id"),
+    "-province": Keyset("-province", "-public_id"),
+}
+PAGE_SIZES = (25, 50, 100)
 TRANSACTION_PAGES = Keyset("-occurred_at", "-id")
 SCORE_HISTORY_POINTS = 24
 ACCESS_LOG_ROWS = 20
@@ -129,11 +140,18 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
             wanted = Permission.VIEW_RECORDS
         else:
             consumers, status = consumers.none(), 400
+    sort = request.GET.get("sort") or "-public_id"
+    size_text = request.GET.get("size") or str(settings.WEB_PAGE_SIZE)
+    sizes = sorted({settings.WEB_PAGE_SIZE, *PAGE_SIZES})
+    if sort not in CONSUMER_SORTS or not size_text.isdigit() or int(size_text) not in sizes:
+        sort, size_text, status, consumers = "-public_id", str(settings.WEB_PAGE_SIZE), 400, consumers.none()
+    keyset, size = CONSUMER_SORTS[sort], int(size_text)
+    total = consumers.count()
     consumers = policy.with_scores_flag(scope, policy.with_full_records_flag(scope, consumers))
     try:
-        page = CONSUMER_PAGES.paginate(consumers, request.GET.get("cursor"))
+        page = keyset.paginate(consumers, request.GET.get("cursor"), size)
     except BadCursor:
-        page, status = CONSUMER_PAGES.paginate(consumers.none(), None), 400
+        page, status = keyset.paginate(consumers.none(), None), 400
     rows = []
     for consumer in page.results:
         identity = masking.identity(consumer, masked=not consumer.full_records)
@@ -154,9 +172,34 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/consumer_list.html",
-        {"form": form or SearchForm(), "searched": form is not None, "rows": rows, "page": page},
+        {
+            "form": form or SearchForm(),
+            "searched": form is not None,
+            "rows": rows,
+            "page": page,
+            "total": total,
+            "sort": sort,
+            "size": size,
+            "sizes": sizes,
+            "list_query": _list_query(request, sort, size),
+            "can_search": bool(
+                scope.segment_ids(Permission.VIEW_RECORDS) or scope.consumer_ids(Permission.VIEW_RECORDS)
+            ),
+        },
         status=status,
     )
+
+
+def _list_query(request: HttpRequest, sort: str, size: int) -> str:
+    """The list's query without its cursor: what the pager and the column links keep."""
+    query = QueryDict(mutable=True)
+    if request.GET.get("q"):
+        query["q"] = request.GET["q"]
+    if sort != "-public_id":
+        query["sort"] = sort
+    if size != settings.WEB_PAGE_SIZE:
+        query["size"] = str(size)
+    return query.urlencode()
 
 
 @pages.page("records", "consumer.read")

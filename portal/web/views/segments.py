@@ -3,6 +3,8 @@ segment, every cell of fewer than ten consumers withheld. No personal data, mask
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -71,18 +73,19 @@ def _volume_by_product(rows: list[dict]) -> tuple[list[str], list[tuple[str, lis
             else:
                 values.append(found["amount"] if shown[(month, product)] else None)
         series.append((str(Account.Product(product).label), values))
+    # The table: one row per month, one column per product (a month with no activity in a product is empty).
     table = []
-    for r in rows:
-        visible = shown[(r["month"], r["product"])]
-        table.append(
-            {
-                "month": r["month"],
-                "product": Account.Product(r["product"]).label,
-                "consumers": r["consumers"] if visible else None,
-                "transactions": r["transactions"] if visible else None,
-                "amount": r["amount"] if visible else None,
-            }
-        )
+    for month in months:
+        cells = []
+        for product in products:
+            found = by_cell.get((month, product))
+            if found is None:
+                cells.append({"empty": True})
+            elif not shown[(month, product)]:
+                cells.append({"withheld": True})
+            else:
+                cells.append({"consumers": found["consumers"], "amount": found["amount"]})
+        table.append({"month": month, "cells": cells})
     return months, series, table
 
 
@@ -99,16 +102,75 @@ def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
     pages.attribute(request, scope.grant_for_segment(segment.pk, Permission.VIEW_AGGREGATES))
     figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
     months, series, volume_table = _volume_by_product(selectors.segment_volume_by_product(segment.pk))
+    delinquency = _delinquency(selectors.segment_delinquency_by_month(segment.pk))
     return render(
         request,
         "web/segment_detail.html",
         {
             "segment": segment,
             "figures": figures,
-            "delinquency": _delinquency(selectors.segment_delinquency_by_month(segment.pk)),
+            "delinquency": delinquency,
+            "delinquency_withheld": sum(1 for row in delinquency if row["rate"] is None),
             "months": months,
             "volume_series": series,
             "volume_table": volume_table,
+            "volume_products": [name for name, _values in series],
+            "small_cell": masking.SMALL_CELL,
+            "can_export": Permission.EXPORT_RECORDS in scope.segment_permissions(segment.pk),
+        },
+    )
+
+
+@pages.page("segment_summary", "segment.overview")
+def overview(request: HttpRequest) -> HttpResponse:
+    """A shareholder's portfolio: every segment they may see in aggregate, side by side (size, delinquency,
+    twelve months' volume) and month by month. Every figure goes through the same small-cell suppression as
+    the segment page; a segment's queries are the segment page's figures (a handful per segment in scope)."""
+    note = pages.note(request)
+    note.resource_kind = "segment"
+    scope = pages.scope(request)
+    segments = list(policy.visible_segments(scope, Permission.VIEW_AGGREGATES).order_by("name"))
+    rows = []
+    months: set[str] = set()
+    for segment in segments:
+        figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
+        monthly = {m["month"]: m for m in figures["monthly_volume"]}
+        months.update(monthly)
+        amounts = [m["amount"] for m in monthly.values()]
+        rows.append(
+            {
+                "segment": segment,
+                "consumers": figures["consumers"],
+                "delinquency": figures["delinquency"]["rate"],
+                "window_months": figures["delinquency"]["window_months"],
+                # A total only when no month of it was withheld: a partial sum would be read as the whole.
+                "amount": (
+                    sum(Decimal(str(a)) for a in amounts)
+                    if amounts and all(a is not None for a in amounts)
+                    else None
+                ),
+                "withheld_months": sum(1 for a in amounts if a is None),
+                "monthly": monthly,
+            }
+        )
+    ordered = sorted(months)
+    series = [
+        (
+            str(
+                row["segment"].name_zh if pages.chinese() and row["segment"].name_zh else row["segment"].name
+            ),
+            [row["monthly"][m]["amount"] if m in row["monthly"] else 0 for m in ordered],
+        )
+        for row in rows
+    ]
+    pages.attribute(request, policy.grant_for_list(scope, Permission.VIEW_AGGREGATES))
+    return render(
+        request,
+        "web/overview.html",
+        {
+            "rows": rows,
+            "months": ordered,
+            "volume_series": series,
             "small_cell": masking.SMALL_CELL,
         },
     )
