@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from audit import chain, checkpoints
+from audit import chain, checkpoints, tiles
 from audit.models import AuditCheckpoint, AuditEvent
 
 # Stored checkpoints can number hundreds of thousands: list only this many failures (all are counted).
@@ -103,6 +103,7 @@ def _walk(
     start: chain.Head,
     until_position: int | None = None,
     visit: Callable[[int, str], None] | None = None,
+    tree: tiles.TreeCheck | None = None,
 ) -> tuple[chain.Head, ChainProblem | None]:
     """Recompute links after `start` in position order; stop at the first bad one.
 
@@ -124,6 +125,8 @@ def _walk(
                 "(its fields or subjects differ from what was sealed)"
             )
             return chain.Head(position, prev), ChainProblem(expected, reason)
+        if tree is not None:
+            tree.leaf(link.canonical)
         if visit is not None:
             visit(expected, computed)
         position, prev = expected, computed
@@ -167,6 +170,7 @@ class _Checkpoints:
         start: int = 0,
     ) -> None:
         self.result = result
+        self.tree: tiles.TreeCheck | None = None  # the recomputed Merkle tree, at the position visited
         self.kept: list[tuple[int, str, CheckpointCheck]] = []
         for source, document in documents:
             position = document.get("chain_position") if isinstance(document, dict) else None
@@ -312,7 +316,16 @@ def chain_verify(
     if start.problem:
         reached, problem = start.head, ChainProblem(start.head.position + 1, start.problem)
     else:
-        reached, problem = _walk(start.head, until_position=head_at_start, visit=kept.visit)
+        try:
+            tree: tiles.TreeCheck | None = tiles.TreeCheck(start.head.position)
+        except tiles.TreeMissing as exc:
+            tree, tree_problem = None, str(exc)
+        kept.tree = tree
+        reached, problem = _walk(start.head, until_position=head_at_start, visit=kept.visit, tree=tree)
+        if tree is not None:
+            tree_problem = tree.finish() if problem is None else ""
+        if problem is None and tree_problem:
+            problem = ChainProblem(reached.position, tree_problem)
         twice = _duplicate_position(start.head.position, reached.position) if problem is None else None
         if twice is not None:
             problem = ChainProblem(twice, f"position {twice} is held by more than one event")
