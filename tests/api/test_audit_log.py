@@ -1,0 +1,123 @@
+"""The transparency log's endpoints (SPEC §4 "Verifiable by outsiders"): who may read them, what they answer,
+and that every answer checks with the RFC 6962 and signed-note verifiers."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from audit import chain, checkpoints, merkle, notes
+from audit.models import AuditEvent
+from tests.api.conftest import PERSONAS
+
+CCF = "chengdu-chongqing-consumer-finance"
+LOG = "/api/v1/audit/log"
+
+
+@pytest.fixture
+def published(demo):
+    chain.events_seal()
+    checkpoint = checkpoints.checkpoint_publish()
+    assert checkpoint is not None
+    return checkpoint
+
+
+def _hashes(values):
+    return [base64.b64decode(value) for value in values]
+
+
+def test_the_log_endpoints_by_role(api, published):
+    failures = []
+    for path in (f"{LOG}/checkpoint", f"{LOG}/key", f"{LOG}/consistency/?old=1&new=1"):
+        for role in PERSONAS:
+            expected = 200 if role in {"regulator", "regulator2", "auditor"} else 403
+            status = api(role).get(path).status_code
+            if status != expected:
+                failures.append(f"{role} GET {path}: {status}, expected {expected}")
+        if (status := api(None).get(path).status_code) != 401:
+            failures.append(f"anonymous GET {path}: {status}, expected 401")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_checkpoint_note_verifies_under_the_published_key(api, published):
+    key = api("regulator").get(f"{LOG}/key")
+    assert key["Content-Type"].startswith("text/plain")
+    note = api("regulator").get(f"{LOG}/checkpoint")
+    assert note["Content-Type"].startswith("text/plain")
+    opened = notes.open_note(note.content.decode(), key.content.decode().strip())
+    assert opened.size == published.chain_position
+    leaves = [link.canonical for link in chain.iter_sealed(until_position=opened.size)]
+    assert opened.root == merkle.tree_hash(leaves)
+
+
+def test_inclusion_and_consistency_proofs_check(api, published):
+    size = published.chain_position
+    root = base64.b64decode(published.tree_root)
+    body = api("auditor").get(f"{LOG}/inclusion/?index=0").json()
+    assert (body["index"], body["size"]) == (0, size)
+    leaf = merkle.leaf_hash(base64.b64decode(body["leaf"]))
+    merkle.verify_inclusion(0, size, leaf, _hashes(body["hashes"]), root)
+    old_leaves = [link.canonical for link in chain.iter_sealed(until_position=1)]
+    body = api("auditor").get(f"{LOG}/consistency/?old=1&new={size}").json()
+    merkle.verify_consistency(1, size, merkle.tree_hash(old_leaves), root, _hashes(body["hashes"]))
+
+
+def test_a_regulator_gets_proofs_only_for_events_it_may_read(api, demo, published):
+    api("regulator").get(f"/api/v1/consumers/{demo.consumer_in(CCF).public_id}/")
+    api("compliance").get("/api/v1/audit/events/")  # another organisation's event, no consumer of its
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    own = AuditEvent.objects.filter(actor_username="regulator").latest("chain_position")
+    other = AuditEvent.objects.filter(actor_username="compliance").latest("chain_position")
+    assert api("regulator").get(f"{LOG}/inclusion/?index={own.chain_position - 1}").status_code == 200
+    assert api("regulator").get(f"{LOG}/inclusion/?index={other.chain_position - 1}").status_code == 404
+    assert api("regulator2").get(f"{LOG}/inclusion/?index={own.chain_position - 1}").status_code == 404
+    assert api("auditor").get(f"{LOG}/inclusion/?index={other.chain_position - 1}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("", "index"),
+        ("index=-1", "index"),
+        ("index=abc", "index"),
+        ("index=99999999999999999999", "index"),
+        ("index=0&size=0", "size"),
+        ("index=0&size=999999999", "size"),
+        ("index=5&size=1", "index"),
+        ("index=0&sort=1", "sort"),
+    ],
+)
+def test_bad_inclusion_parameters_are_400_naming_the_field(api, published, query, field):
+    response = api("auditor").get(f"{LOG}/inclusion/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("new=1", "old"), ("old=1", "new"), ("old=3&new=1", "old"), ("old=1&new=2", "new"), ("old=0&new=1", "old"), ("old=1&new=x", "new")],
+)
+def test_bad_consistency_parameters_are_400_naming_the_field(api, published, query, field):
+    response = api("auditor").get(f"{LOG}/consistency/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+def test_tiles_are_the_stored_hashes(api, published):
+    size = published.chain_position
+    leaves = [merkle.leaf_hash(link.canonical) for link in chain.iter_sealed(until_position=size)]
+    width = min(size, 256)
+    path = f"{LOG}/tile/0/000" + ("" if width == 256 else f".p/{width}")
+    response = api("auditor").get(path)
+    assert response.status_code == 200, response.content
+    assert response.content == b"".join(leaves[:width])
+    assert api("auditor").get(f"{LOG}/tile/0/x999/999").status_code == 404
+    assert api("auditor").get(f"{LOG}/tile/9/000").status_code == 400
+    assert api("auditor").get(f"{LOG}/tile/0/12").status_code == 400
+    assert api("auditor").get(f"{LOG}/tile/0/000.p/300").status_code == 400
+
+
+def test_log_reads_are_audited(api, published):
+    api("auditor").get(f"{LOG}/inclusion/?index=0")
+    event = AuditEvent.objects.filter(action="audit.log.inclusion").latest("id")
+    assert (event.actor_username, event.status) == ("auditor", 200)
