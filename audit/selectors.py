@@ -98,6 +98,10 @@ class ChainStatus:
     latest_checkpoint: dict[str, Any] | None  # a checkpoint document
     public_key: str
     public_key_fingerprint: str
+    # The newest checkpoint this installation signed within the sealed chain (forged rows do not count), its
+    # age, and whether it is older than AUDIT_CHECKPOINT_MAX_AGE (or missing while events are sealed).
+    checkpoint_age_seconds: float | None = None
+    checkpoint_warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +116,8 @@ def chain_status() -> ChainStatus:
     age = None
     if pending["oldest"] is not None:
         age = max(0.0, (timezone.now() - pending["oldest"]).total_seconds())
-    latest = checkpoint_list().first()
+    latest = checkpoints.latest_valid(head.position)
+    checkpoint_age = None if latest is None else max(0.0, (timezone.now() - latest.created_at).total_seconds())
     key = checkpoints.public_key()
     return ChainStatus(
         sealed=head.position,
@@ -124,4 +129,7 @@ def chain_status() -> ChainStatus:
         latest_checkpoint=None if latest is None else checkpoints.checkpoint_document(latest),
         public_key=key,
         public_key_fingerprint=checkpoints.public_key_fingerprint(key),
+        checkpoint_age_seconds=checkpoint_age,
+        checkpoint_warning=head.position > 0
+        and (checkpoint_age is None or checkpoint_age > settings.AUDIT_CHECKPOINT_MAX_AGE),
     )
