@@ -1,5 +1,6 @@
-"""Checkpoints of the Merkle tree as C2SP signed notes (c2sp.org/tlog-checkpoint, c2sp.org/signed-note), signed
-with the audit trail's Ed25519 key (audit/checkpoints.py), verifiable with Go's golang.org/x/mod/sumdb/note.
+"""Checkpoints of the Merkle tree as C2SP signed notes (c2sp.org/tlog-checkpoint, c2sp.org/signed-note),
+signed with the audit trail's Ed25519 key (audit/checkpoints.py), verifiable with Go's
+golang.org/x/mod/sumdb/note.
 
 A note is its body, a blank line, and signature lines::
 

@@ -117,7 +117,9 @@ def chain_status() -> ChainStatus:
     if pending["oldest"] is not None:
         age = max(0.0, (timezone.now() - pending["oldest"]).total_seconds())
     latest = checkpoints.latest_valid(head.position)
-    checkpoint_age = None if latest is None else max(0.0, (timezone.now() - latest.created_at).total_seconds())
+    checkpoint_age = (
+        None if latest is None else max(0.0, (timezone.now() - latest.created_at).total_seconds())
+    )
     key = checkpoints.public_key()
     return ChainStatus(
         sealed=head.position,

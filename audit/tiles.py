@@ -1,11 +1,12 @@
 """Storage of the Merkle tree over the sealed events: per-level hash rows (table audit_auditmerklenode).
 
 Design: one row per complete subtree, ``(level, index, hash)``, the hash of leaves
-``[index * 2**level, (index + 1) * 2**level)``; level 0 holds the leaf hashes, leaf index = chain position - 1.
-A tree of n leaves has fewer than 2n rows. Any RFC 6962 hash the proofs need (an incomplete subtree on the
-right edge included) is a fold of at most log2(n) complete subtrees, so an inclusion or consistency proof costs
-one indexed query of O(log² n) keys at most, whatever the size of the log. C2SP tlog-tiles (tiles of 256
-hashes, height 8) are served from the same rows: the level-L tile N is the level-8L rows 256N … 256N + 255.
+``[index * 2**level, (index + 1) * 2**level)``; level 0 holds the leaf hashes (leaf index = chain
+position - 1). A tree of n leaves has fewer than 2n rows. Any RFC 6962 hash a proof needs (an incomplete
+subtree on the right edge included) is a fold of at most log2(n) complete subtrees, so an inclusion or
+consistency proof costs one indexed query of O(log² n) keys at most, whatever the size of the log. C2SP
+tlog-tiles (tiles of 256 hashes, height 8) are served from the same rows: the level-L tile N is the level-8L
+rows 256N … 256N + 255.
 
 The sealer calls ``append`` in the transaction that seals the leaves (audit/chain.py), so the tree and the
 chain never disagree about what is sealed; ``TreeCheck`` recomputes the stored tree for audit_verify.
@@ -159,9 +160,7 @@ def tile(level: int, index: int, width: int) -> bytes | None:
     """The hashes of tile (level, index), `width` of them (C2SP tlog-tiles), or None if not all are stored."""
     first = index * TILE_WIDTH
     values = list(
-        AuditMerkleNode.objects.filter(
-            level=level * TILE_HEIGHT, index__gte=first, index__lt=first + width
-        )
+        AuditMerkleNode.objects.filter(level=level * TILE_HEIGHT, index__gte=first, index__lt=first + width)
         .order_by("index")
         .values_list("hash", flat=True)
     )
@@ -206,5 +205,7 @@ class TreeCheck:
         if not self.problem:
             beyond = AuditMerkleNode.objects.filter(level=0, index__gte=self.builder.size).exists()
             if beyond:
-                self.problem = f"the Merkle tree has leaves beyond the chain's {self.builder.size} sealed events"
+                self.problem = (
+                    f"the Merkle tree has leaves beyond the chain's {self.builder.size} sealed events"
+                )
         return self.problem

@@ -234,7 +234,9 @@ class _Checkpoints:
         while self.stored_next is not None and self.stored_next["chain_position"] == position:
             note = self.stored_next.get("note") or ""
             if note and self.tree is not None and self.tree.root() != notes.root_of(note):
-                self._stored_failed(position, f"the Merkle tree's root at size {position} differs from its note")
+                self._stored_failed(
+                    position, f"the Merkle tree's root at size {position} differs from its note"
+                )
             elif self.stored_next["head_hash"] == computed:
                 self.result.stored_checkpoints_verified += 1
             else:

@@ -160,7 +160,9 @@ def test_a_forged_checkpoint_far_beyond_the_head_neither_silences_publishing_nor
     assert checkpoints.checkpoint_publish() is not None
     other = Ed25519PrivateKey.generate()
     created = "2026-01-01T00:00:00.000000Z"
-    signed = checkpoints.checkpoint_bytes(chain_position=9000000000000000, head_hash="a" * 64, created_at=created)
+    signed = checkpoints.checkpoint_bytes(
+        chain_position=9000000000000000, head_hash="a" * 64, created_at=created
+    )
     raw = other.public_key().public_bytes_raw()
     AuditCheckpoint.objects.create(
         chain_position=9000000000000000,
@@ -192,8 +194,11 @@ def test_a_checkpoint_is_a_signed_note_of_the_merkle_tree(make_event, settings):
     assert checkpoint is not None and checkpoint.tree_size == 3
     leaves = [link.canonical for link in chain.iter_sealed()]
     key = checkpoints.log_verifier_key()
-    name, key_id, raw = notes.parse_verifier_key(key)
-    assert name == "oversight.example.cn/audit-log" and base64.b64encode(raw).decode() == checkpoints.public_key()
+    name, _key_id, raw = notes.parse_verifier_key(key)
+    assert (
+        name == "oversight.example.cn/audit-log"
+        and base64.b64encode(raw).decode() == checkpoints.public_key()
+    )
     opened = notes.open_note(checkpoint.note, key, expected_origin=name)
     assert (opened.size, opened.root) == (3, merkle.tree_hash(leaves))
     body, signature = checkpoint.note.split("\n\n")

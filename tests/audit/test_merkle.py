@@ -121,7 +121,9 @@ def test_a_non_power_of_two_tree_of_many_leaves():
         root = merkle.tree_hash(leaves[:size])
         assert merkle.tree_root(subtree, size) == root
         for index in {0, size // 3, size - 1}:
-            merkle.verify_inclusion(index, size, hashes[index], merkle.inclusion_proof(subtree, index, size), root)
+            merkle.verify_inclusion(
+                index, size, hashes[index], merkle.inclusion_proof(subtree, index, size), root
+            )
         for old in (1, size // 2, size - 1):
             old_root = merkle.tree_hash(leaves[:old])
             merkle.verify_consistency(old, size, old_root, root, merkle.consistency_proof(subtree, old, size))

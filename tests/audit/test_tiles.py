@@ -63,7 +63,10 @@ def test_verify_recomputes_the_stored_tree(make_event):
     with tampering():
         table = AuditMerkleNode._meta.db_table
         with connection.cursor() as cursor:
-            cursor.execute(f'UPDATE {table} SET hash = %s WHERE level = 1 AND "index" = 2', [b"\x07" * 32])
+            cursor.execute(
+                f'UPDATE {table} SET hash = %s WHERE level = 1 AND "index" = 2',  # noqa: S608
+                [b"\x07" * 32],
+            )
     result = chain_verify()
     assert not result.ok
     assert "Merkle tree node 1/2" in result.problem

@@ -181,7 +181,9 @@ def _text(body: str | bytes, content_type: str = "text/plain; charset=utf-8") ->
 def _latest_note() -> AuditCheckpoint:
     """The newest checkpoint of this installation with a note, or 404 while there is none."""
     checkpoint = (
-        AuditCheckpoint.objects.filter(public_key=checkpoints.public_key(), chain_position__lte=chain.head().position)
+        AuditCheckpoint.objects.filter(
+            public_key=checkpoints.public_key(), chain_position__lte=chain.head().position
+        )
         .exclude(note="")
         .order_by("-chain_position")
         .first()
@@ -239,8 +241,12 @@ class LogInclusionView(LogView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("index", OpenApiTypes.INT, required=True, description="Leaf index (position - 1)."),
-            OpenApiParameter("size", OpenApiTypes.INT, description="Tree size (default: the latest checkpoint's)."),
+            OpenApiParameter(
+                "index", OpenApiTypes.INT, required=True, description="Leaf index (position - 1)."
+            ),
+            OpenApiParameter(
+                "size", OpenApiTypes.INT, description="Tree size (default: the latest checkpoint's)."
+            ),
         ],
         responses=OpenApiTypes.OBJECT,
     )
