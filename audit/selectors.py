@@ -77,7 +77,7 @@ def consumer_access_log(*, public_id: str) -> QuerySet[AuditEvent]:
     return (
         # One filter() call: both conditions apply to the same subject row.
         AuditEvent.objects.filter(subjects__public_id=public_id, subjects__occurred_at=F("occurred_at"))
-        .only(*ACCESS_LOG_FIELDS)
+        .only(*ACCESS_LOG_FIELDS, "chain_position")
         .order_by("-occurred_at", "-id")
     )
 

@@ -4,6 +4,7 @@ and that every answer checks with the RFC 6962 and signed-note verifiers."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -129,3 +130,58 @@ def test_log_reads_are_audited(api, published):
     api("auditor").get(f"{LOG}/inclusion/?index=0")
     event = AuditEvent.objects.filter(action="audit.log.inclusion").latest("id")
     assert (event.actor_username, event.status) == ("auditor", 200)
+
+
+def test_access_log_rows_carry_their_leaf_index_and_proof_link(api, demo):
+    inside = demo.consumer_in(CCF)
+    api("regulator").get(f"/api/v1/consumers/{inside.public_id}/")
+    rows = api("auditor").get(f"/api/v1/consumers/{inside.public_id}/access-log/").json()["results"]
+    assert rows and all(row["leaf_index"] is None and row["inclusion_proof"] is None for row in rows)
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    row = api("regulator").get(f"/api/v1/consumers/{inside.public_id}/access-log/").json()["results"][-1]
+    event = AuditEvent.objects.get(pk=row["id"])
+    assert row["leaf_index"] == (event.chain_position or 0) - 1
+    assert row["inclusion_proof"] == f"{LOG}/inclusion/?index={row['leaf_index']}"
+    proof = api("regulator").get(row["inclusion_proof"])
+    assert proof.status_code == 200 and proof.json()["index"] == row["leaf_index"]
+
+
+def test_the_offline_verifier_checks_downloaded_files_and_refuses_tampering(api, published, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    kept = api("auditor").get(f"{LOG}/checkpoint").content.decode()
+    api("auditor").get(f"{LOG}/key")
+    chain.events_seal()
+    latest = checkpoints.checkpoint_publish()
+    assert latest is not None
+    files = {
+        "key": api("auditor").get(f"{LOG}/key").content.decode(),
+        "old": kept,
+        "new": api("auditor").get(f"{LOG}/checkpoint").content.decode(),
+        "inclusion": api("auditor").get(f"{LOG}/inclusion/?index=0").content.decode(),
+        "consistency": api("auditor")
+        .get(f"{LOG}/consistency/?old={published.chain_position}&new={latest.chain_position}")
+        .content.decode(),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    args = {
+        "key": str(tmp_path / "key"),
+        "checkpoint": str(tmp_path / "new"),
+        "inclusion": str(tmp_path / "inclusion"),
+        "old_checkpoint": str(tmp_path / "old"),
+        "consistency": str(tmp_path / "consistency"),
+    }
+    call_command("audit_verify_offline", **args)
+    proof = json.loads(files["inclusion"])
+    leaf = bytearray(base64.b64decode(proof["leaf"]))
+    leaf[5] ^= 1
+    (tmp_path / "tampered").write_text(json.dumps({**proof, "leaf": base64.b64encode(leaf).decode()}))
+    with pytest.raises(CommandError, match="inclusion proof does not lead"):
+        call_command("audit_verify_offline", **{**args, "inclusion": str(tmp_path / "tampered")})
+    # A rollback: the older note presented as the latest.
+    with pytest.raises(CommandError):
+        call_command(
+            "audit_verify_offline", **{**args, "checkpoint": str(tmp_path / "old"), "inclusion": None}
+        )

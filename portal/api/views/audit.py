@@ -7,6 +7,7 @@ import base64
 import re
 
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -42,9 +43,21 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class AccessLogSerializer(serializers.ModelSerializer):
+    # A receipt: the event's leaf in the transparency log (null until sealed) and where its proof is.
+    leaf_index = serializers.SerializerMethodField()
+    inclusion_proof = serializers.SerializerMethodField()
+
     class Meta:
         model = AuditEvent
-        fields = list(selectors.ACCESS_LOG_FIELDS)
+        fields = [*selectors.ACCESS_LOG_FIELDS, "leaf_index", "inclusion_proof"]
+
+    def get_leaf_index(self, event: AuditEvent) -> int | None:
+        return None if event.chain_position is None else event.chain_position - 1
+
+    def get_inclusion_proof(self, event: AuditEvent) -> str | None:
+        if event.chain_position is None:
+            return None
+        return f"{reverse('api:audit-log-inclusion')}?index={event.chain_position - 1}"
 
 
 class AuditEventListView(PortalView):
