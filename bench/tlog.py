@@ -66,9 +66,10 @@ def main() -> None:
     sizes = sorted(results)
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
+        ratio = math.log2(large) / math.log2(small)
         print(
             f"growth {small} -> {large}: inclusion x{results[large][0] / results[small][0]:.2f}, consistency "
-            f"x{results[large][1] / results[small][1]:.2f} (log2 ratio {math.log2(large) / math.log2(small):.2f})"
+            f"x{results[large][1] / results[small][1]:.2f} (log2 ratio {ratio:.2f})"
         )
 
 

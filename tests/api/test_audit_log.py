@@ -9,7 +9,7 @@ import json
 import pytest
 
 from audit import chain, checkpoints, merkle, notes
-from audit.models import AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent
 from tests.api.conftest import PERSONAS
 
 CCF = "chengdu-chongqing-consumer-finance"
@@ -185,3 +185,28 @@ def test_the_offline_verifier_checks_downloaded_files_and_refuses_tampering(api,
         call_command(
             "audit_verify_offline", **{**args, "checkpoint": str(tmp_path / "old"), "inclusion": None}
         )
+
+
+def test_a_checkpoint_whose_note_does_not_verify_is_never_served(api, published):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.audit.conftest import tampering
+
+    good = api("auditor").get(f"{LOG}/checkpoint").content.decode()
+    chain.events_seal()
+    forged_root = b"\x05" * 32
+    size = chain.head().position
+    forged = notes.sign(notes.Checkpoint(notes.origin(), size, forged_root), Ed25519PrivateKey.generate())
+    with tampering():
+        AuditCheckpoint.objects.create(
+            chain_position=size,
+            head_hash=chain.head().hash,
+            created_at=published.created_at,
+            algorithm="Ed25519",
+            public_key=published.public_key,
+            signature=published.signature,
+            tree_size=size,
+            tree_root=base64.b64encode(forged_root).decode(),
+            note=forged,
+        )
+    assert api("auditor").get(f"{LOG}/checkpoint").content.decode() == good

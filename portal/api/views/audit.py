@@ -15,7 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit import chain, checkpoints, selectors, tiles, verify
+from audit import chain, checkpoints, notes, selectors, tiles, verify
 from audit.models import AuditCheckpoint, AuditEvent, AuditSubject
 from portal.access import policy
 from portal.access.models import Permission
@@ -192,18 +192,24 @@ def _text(body: str | bytes, content_type: str = "text/plain; charset=utf-8") ->
 
 
 def _latest_note() -> AuditCheckpoint:
-    """The newest checkpoint of this installation with a note, or 404 while there is none."""
-    checkpoint = (
+    """The newest checkpoint whose note verifies under this installation's key, within the sealed chain, or
+    404 while there is none (a row that does not verify is never served: verification reports it)."""
+    key, origin = checkpoints.log_verifier_key(), notes.origin()
+    candidates = (
         AuditCheckpoint.objects.filter(
             public_key=checkpoints.public_key(), chain_position__lte=chain.head().position
         )
         .exclude(note="")
         .order_by("-chain_position")
-        .first()
     )
-    if checkpoint is None:
-        raise NotFound("No checkpoint has been published yet.")
-    return checkpoint
+    for checkpoint in candidates.iterator(chunk_size=20):
+        try:
+            opened = notes.open_note(checkpoint.note, key, expected_origin=origin)
+        except notes.NoteInvalid:
+            continue
+        if opened.size == checkpoint.chain_position == checkpoint.tree_size:
+            return checkpoint
+    raise NotFound("No checkpoint has been published yet.")
 
 
 def _size(request: Request, name: str, *, default: int | None = None) -> int:
