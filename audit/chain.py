@@ -36,6 +36,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit import merkle, tiles
 from audit.models import AuditEvent, AuditSubject
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def _seal_batch(batch_size: int) -> int | None:
         )
         if not rows:
             return 0
+        leaves = _tree_catch_up(current.position)
         subjects = _subjects_of(rows)
         sealed_at = timezone.now()
         position, prev = current.position, current.hash
@@ -218,13 +220,34 @@ def _seal_batch(batch_size: int) -> int | None:
             position += 1
             event = dict(zip(_COLUMNS, row, strict=True))
             event["chain_position"], event["sealed_at"] = position, sealed_at
-            digest = link_hash(prev, canonical_bytes(event, subjects.get(row[_ID], ())))
+            canonical = canonical_bytes(event, subjects.get(row[_ID], ()))
+            digest = link_hash(prev, canonical)
             links.append((row[_ID], position, prev, digest))
+            leaves.append(merkle.leaf_hash(canonical))
             prev = digest
         written = _write_links(links, sealed_at)
         if written != len(links):
             raise SealError(f"sealed {written} of {len(links)} events; the batch was rolled back")
+        # The Merkle tree grows in the same transaction: it never vouches for less, or more, than the chain.
+        tiles.append(current.position - len(leaves) + len(links), leaves)
         return len(links)
+
+
+def _tree_catch_up(sealed: int) -> list[bytes]:
+    """The leaf hashes of events sealed before the tree existed (an upgrade), to append with the batch."""
+    behind = tiles.size()
+    if behind > sealed:
+        raise SealError(f"the Merkle tree has {behind} leaves but only {sealed} events are sealed")
+    leaves: list[bytes] = []
+    expected = behind + 1
+    for link in iter_sealed(after_position=behind, until_position=sealed):
+        if link.position != expected:
+            raise SealError(f"cannot extend the Merkle tree: chain position {expected} is not stored")
+        leaves.append(merkle.leaf_hash(link.canonical))
+        expected += 1
+    if expected != sealed + 1:
+        raise SealError(f"cannot extend the Merkle tree: chain position {expected} is not stored")
+    return leaves
 
 
 @dataclass(frozen=True)

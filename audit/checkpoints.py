@@ -34,7 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from audit import chain
+from audit import chain, notes, tiles
 from audit.models import AuditCheckpoint
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,33 @@ def public_key() -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def log_verifier_key() -> str:
+    """The published key in golang.org/x/mod/sumdb/note form, named after the log's origin."""
+    return notes.verifier_key(notes.origin(), base64.b64decode(public_key()))
+
+
+def checkpoint_valid(checkpoint: AuditCheckpoint, key: str | None = None) -> bool:
+    """Whether a stored checkpoint carries a good signature of this installation's key (or `key`)."""
+    try:
+        verify_checkpoint(checkpoint_document(checkpoint), key or public_key())
+    except CheckpointInvalid:
+        return False
+    return True
+
+
+def latest_valid(at_most: int, *, before: int | None = None) -> AuditCheckpoint | None:
+    """The newest stored checkpoint at or below position `at_most` (below `before`, if given) that this
+    installation signed: rows signed by another key, or beyond the sealed head, vouch for nothing and must
+    never stop the publisher (verification reports them)."""
+    candidates = AuditCheckpoint.objects.filter(public_key=public_key(), chain_position__lte=at_most)
+    if before is not None:
+        candidates = candidates.filter(chain_position__lt=before)
+    for checkpoint in candidates.order_by("-chain_position").iterator(chunk_size=50):
+        if checkpoint_valid(checkpoint):
+            return checkpoint
+    return None
+
+
 def public_key_fingerprint(key: str) -> str:
     """SHA-256 of the raw public key, hex: short enough to read out over the phone, long enough to trust."""
     return hashlib.sha256(_decode_raw_key(key, "public key")).hexdigest()
@@ -157,6 +184,9 @@ def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
         "created_at": chain.format_time(checkpoint.created_at),
         "public_key": checkpoint.public_key,
         "signature": checkpoint.signature,
+        "tree_size": checkpoint.tree_size,
+        "tree_root": checkpoint.tree_root,
+        "note": checkpoint.note,
     }
 
 
@@ -221,12 +251,10 @@ def checkpoint_publish(*, at_position: int | None = None) -> AuditCheckpoint | N
         if AuditCheckpoint.objects.filter(chain_position=at_position).exists():
             return None
         target = at_position
-        latest = (
-            AuditCheckpoint.objects.filter(chain_position__lt=at_position).order_by("-chain_position").first()
-        )
+        latest = latest_valid(current.position, before=at_position)
     else:
         target = current.position
-        latest = AuditCheckpoint.objects.order_by("-chain_position").first()
+        latest = latest_valid(current.position)
         if current.position == 0 or (latest is not None and latest.chain_position >= current.position):
             return None
     retained = verify.retained_start().head
@@ -241,7 +269,13 @@ def checkpoint_publish(*, at_position: int | None = None) -> AuditCheckpoint | N
     with transaction.atomic():
         if not chain.try_lock(PUBLISH_LOCK_KEY):
             return None
-        taken = AuditCheckpoint.objects.filter(chain_position__gte=verified.position)
+        # Only this installation's checkpoints within the sealed chain count as taken: anything else is a
+        # forgery that verification reports, and must not silence publishing.
+        taken = AuditCheckpoint.objects.filter(
+            chain_position__gte=verified.position,
+            chain_position__lte=current.position,
+            public_key=public_key(),
+        )
         if at_position is not None:
             taken = taken.filter(chain_position=verified.position)
         if taken.exists():
@@ -251,6 +285,9 @@ def checkpoint_publish(*, at_position: int | None = None) -> AuditCheckpoint | N
         signed = checkpoint_bytes(
             chain_position=verified.position, head_hash=verified.hash, created_at=created_at
         )
+        # The Merkle tree of the same events (leaf index = chain position - 1) as a C2SP signed note.
+        root = tiles.root(verified.position)
+        note = notes.sign(notes.Checkpoint(notes.origin(), verified.position, root), signing_key())
         checkpoint = AuditCheckpoint.objects.create(
             chain_position=verified.position,
             head_hash=verified.hash,
@@ -258,6 +295,9 @@ def checkpoint_publish(*, at_position: int | None = None) -> AuditCheckpoint | N
             algorithm=ALGORITHM,
             public_key=public_key(),
             signature=base64.b64encode(signing_key().sign(signed)).decode("ascii"),
+            tree_size=verified.position,
+            tree_root=base64.b64encode(root).decode("ascii"),
+            note=note,
         )
     logger.info("published audit checkpoint at position %d", checkpoint.chain_position)
     return checkpoint

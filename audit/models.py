@@ -127,6 +127,12 @@ class AuditCheckpoint(models.Model):
     algorithm = models.CharField(_("algorithm"), max_length=20)
     public_key = models.CharField(_("public key (base64)"), max_length=64)
     signature = models.CharField(_("signature (base64)"), max_length=128)
+    # The Merkle tree the checkpoint vouches for (audit/notes.py): its size equals chain_position, its root
+    # is standard base64, and the note is the C2SP signed note (tlog-checkpoint) as served. Empty on
+    # checkpoints signed before the tree existed.
+    tree_size = models.BigIntegerField(_("tree size"), null=True, blank=True)
+    tree_root = models.CharField(_("tree root (base64)"), max_length=44, blank=True)
+    note = models.TextField(_("signed note"), blank=True)
 
     class Meta:
         verbose_name = _("audit checkpoint")
@@ -134,3 +140,22 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint @{self.chain_position}"
+
+
+class AuditMerkleNode(models.Model):
+    """One hash of the Merkle tree over the sealed events (audit/tiles.py): the root of the complete subtree
+    of leaves [index * 2**level, (index + 1) * 2**level). Level 0 holds the leaf hashes (leaf index = chain
+    position - 1). Written by the sealer in the transaction that seals the leaves; append-only."""
+
+    id = models.BigAutoField(primary_key=True)
+    level = models.PositiveSmallIntegerField(_("level"))
+    index = models.BigIntegerField(_("index"))
+    hash = models.BinaryField(_("hash"), max_length=32)
+
+    class Meta:
+        verbose_name = _("audit Merkle tree node")
+        verbose_name_plural = _("audit Merkle tree nodes")
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="audit_merkle_node_unique")]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"

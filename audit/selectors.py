@@ -86,7 +86,7 @@ def consumer_access_log(*, public_id: str, organisation: str | None = None) -> Q
         events = events.filter(actor_organisation=organisation)
     return (
         events.annotate(subject_grant_id=Coalesce(F("subjects__grant_id"), F("grant_id")))
-        .only(*ACCESS_LOG_FIELDS)
+        .only(*ACCESS_LOG_FIELDS, "chain_position")
         .order_by("-occurred_at", "-id")
     )
 
@@ -113,6 +113,10 @@ class ChainStatus:
     latest_checkpoint: dict[str, Any] | None  # a checkpoint document
     public_key: str
     public_key_fingerprint: str
+    # The newest checkpoint this installation signed within the sealed chain (forged rows do not count), its
+    # age, and whether it is older than AUDIT_CHECKPOINT_MAX_AGE (or missing while events are sealed).
+    checkpoint_age_seconds: float | None = None
+    checkpoint_warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +131,10 @@ def chain_status() -> ChainStatus:
     age = None
     if pending["oldest"] is not None:
         age = max(0.0, (timezone.now() - pending["oldest"]).total_seconds())
-    latest = checkpoint_list().first()
+    latest = checkpoints.latest_valid(head.position)
+    checkpoint_age = (
+        None if latest is None else max(0.0, (timezone.now() - latest.created_at).total_seconds())
+    )
     key = checkpoints.public_key()
     return ChainStatus(
         sealed=head.position,
@@ -139,4 +146,7 @@ def chain_status() -> ChainStatus:
         latest_checkpoint=None if latest is None else checkpoints.checkpoint_document(latest),
         public_key=key,
         public_key_fingerprint=checkpoints.public_key_fingerprint(key),
+        checkpoint_age_seconds=checkpoint_age,
+        checkpoint_warning=head.position > 0
+        and (checkpoint_age is None or checkpoint_age > settings.AUDIT_CHECKPOINT_MAX_AGE),
     )

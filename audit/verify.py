@@ -7,6 +7,7 @@ Used by `manage.py audit_verify`, the API and the checkpoint publisher; returns 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from audit import chain, checkpoints
+from audit import chain, checkpoints, notes, tiles
 from audit.models import AuditCheckpoint, AuditEvent
 
 # Stored checkpoints can number hundreds of thousands: list only this many failures (all are counted).
@@ -51,7 +52,7 @@ class VerifyResult:
     checkpoints: list[CheckpointCheck] = field(default_factory=list)  # kept copies, and failed stored ones
     stored_checkpoints_verified: int = 0
     stored_checkpoints_failed: int = 0
-    stored_checkpoints_skipped: int = 0  # signed by another key (before a key rotation): vouch for nothing
+    stored_checkpoints_skipped: int = 0  # kept for the API's shape: every stored checkpoint is now checked
     # Where the recomputation started: position 0 (genesis), or the retained checkpoint after detached months.
     start_position: int = 0
 
@@ -103,6 +104,7 @@ def _walk(
     start: chain.Head,
     until_position: int | None = None,
     visit: Callable[[int, str], None] | None = None,
+    tree: tiles.TreeCheck | None = None,
 ) -> tuple[chain.Head, ChainProblem | None]:
     """Recompute links after `start` in position order; stop at the first bad one.
 
@@ -124,6 +126,8 @@ def _walk(
                 "(its fields or subjects differ from what was sealed)"
             )
             return chain.Head(position, prev), ChainProblem(expected, reason)
+        if tree is not None:
+            tree.leaf(link.canonical)
         if visit is not None:
             visit(expected, computed)
         position, prev = expected, computed
@@ -167,6 +171,8 @@ class _Checkpoints:
         start: int = 0,
     ) -> None:
         self.result = result
+        self.verifier_key: str | None = None
+        self.tree: tiles.TreeCheck | None = None  # the recomputed Merkle tree, at the position visited
         self.kept: list[tuple[int, str, CheckpointCheck]] = []
         for source, document in documents:
             position = document.get("chain_position") if isinstance(document, dict) else None
@@ -189,16 +195,28 @@ class _Checkpoints:
 
     def _next_stored(self) -> dict[str, Any] | None:
         for document in self.stored:
-            if document["public_key"] != self.result.public_key:
-                self.result.stored_checkpoints_skipped += 1
-                continue
+            # Signed by another key, badly signed, or with a note that does not verify: a stored checkpoint
+            # that vouches for nothing is a failure (only the sealer may write checkpoints), never skipped.
             try:
                 checkpoints.verify_checkpoint(document, self.result.public_key)
-            except checkpoints.CheckpointInvalid as exc:
+                self._check_note(document)
+            except (checkpoints.CheckpointInvalid, notes.NoteInvalid) as exc:
                 self._stored_failed(document["chain_position"], str(exc))
                 continue
             return document
         return None
+
+    def _check_note(self, document: dict[str, Any]) -> None:
+        note = document.get("note") or ""
+        if not note:
+            return  # signed before the Merkle tree existed
+        if self.verifier_key is None:
+            self.verifier_key = notes.verifier_key(
+                notes.origin(), base64.b64decode(self.result.public_key, validate=True)
+            )
+        opened = notes.open_note(note, self.verifier_key, expected_origin=notes.origin())
+        if opened.size != document["chain_position"]:
+            raise notes.NoteInvalid("the note's tree size is not the checkpoint's chain position")
 
     def _stored_failed(self, position: int, problem: str) -> None:
         self.result.stored_checkpoints_failed += 1
@@ -214,7 +232,12 @@ class _Checkpoints:
                 check.problem = f"the chain's hash at position {position} differs: history was rewritten"
             self.kept_index += 1
         while self.stored_next is not None and self.stored_next["chain_position"] == position:
-            if self.stored_next["head_hash"] == computed:
+            note = self.stored_next.get("note") or ""
+            if note and self.tree is not None and self.tree.root() != notes.root_of(note):
+                self._stored_failed(
+                    position, f"the Merkle tree's root at size {position} differs from its note"
+                )
+            elif self.stored_next["head_hash"] == computed:
                 self.result.stored_checkpoints_verified += 1
             else:
                 self._stored_failed(position, f"the chain's hash at position {position} differs")
@@ -223,9 +246,6 @@ class _Checkpoints:
     def anchor(self, checkpoint: AuditCheckpoint) -> None:
         """The stored checkpoint right before the retained chain, whose hash its first event names."""
         document = checkpoints.checkpoint_document(checkpoint)
-        if document["public_key"] != self.result.public_key:
-            self.result.stored_checkpoints_skipped += 1
-            return
         try:
             checkpoints.verify_checkpoint(document, self.result.public_key)
         except checkpoints.CheckpointInvalid as exc:
@@ -312,7 +332,16 @@ def chain_verify(
     if start.problem:
         reached, problem = start.head, ChainProblem(start.head.position + 1, start.problem)
     else:
-        reached, problem = _walk(start.head, until_position=head_at_start, visit=kept.visit)
+        try:
+            tree: tiles.TreeCheck | None = tiles.TreeCheck(start.head.position)
+        except tiles.TreeMissing as exc:
+            tree, tree_problem = None, str(exc)
+        kept.tree = tree
+        reached, problem = _walk(start.head, until_position=head_at_start, visit=kept.visit, tree=tree)
+        if tree is not None:
+            tree_problem = tree.finish() if problem is None else ""
+        if problem is None and tree_problem:
+            problem = ChainProblem(reached.position, tree_problem)
         twice = _duplicate_position(start.head.position, reached.position) if problem is None else None
         if twice is not None:
             problem = ChainProblem(twice, f"position {twice} is held by more than one event")

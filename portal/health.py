@@ -68,6 +68,10 @@ def _audit() -> dict:
         "sealed": status.sealed,
         "pending": status.pending,
         "pending_warning": status.pending_warning,
+        "checkpoint_age_seconds": None
+        if status.checkpoint_age_seconds is None
+        else round(status.checkpoint_age_seconds),
+        "checkpoint_warning": status.checkpoint_warning,
     }
 
 
@@ -93,6 +97,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     # answer does not say "ok" while periodic work (sealing, expiry, refreshes) is not being fired.
     healthy = all(checks[name]["ok"] for name in ("database", "broker", "worker", "audit"))
     warnings = [name for name in ("beat",) if not checks[name]["ok"]]
+    if checks["audit"].get("checkpoint_warning"):
+        warnings.append("audit_checkpoint")  # the newest valid checkpoint is too old, or there is none
     if not healthy:
         status = "unavailable"
     elif warnings:

@@ -400,6 +400,11 @@ AUDIT_PLAIN_QUERY_PARAMETERS = frozenset(
 )
 # Unsealed events older than this make audit_verify and /healthz warn.
 AUDIT_PENDING_WARNING_SECONDS = 60
+# The transparency log (SPEC §4): the checkpoints' origin line and signer name, a schema-less URL without
+# spaces or "+" (audit/notes.py checks it), and how old (seconds) the newest valid checkpoint may be before
+# /healthz warns.
+AUDIT_LOG_ORIGIN = envstr("AUDIT_LOG_ORIGIN", "portal.example.org/audit-log")
+AUDIT_CHECKPOINT_MAX_AGE = envint("AUDIT_CHECKPOINT_MAX_AGE", "600")
 # The reviewed list of paths that serve no consumer data and are not audited (prefixes). Everything else is.
 AUDIT_EXEMPT_PATH_PREFIXES = ["/healthz", "/static/", "/api/schema/", "/api/docs/", "/favicon.ico"]
 

@@ -16,7 +16,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from audit import chain, checkpoints
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditMerkleNode
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.postgres
@@ -128,8 +128,18 @@ def test_application_role_reads_and_appends_audit_events_only(roles, db):
             "DELETE FROM audit_auditsubject",
             "UPDATE audit_auditcheckpoint SET head_hash = ''",
             "CREATE TABLE public.scratch (id int)",
+            # Checkpoints and the Merkle tree are the sealer's alone: a forged row at a far position once
+            # silenced the publisher.
+            "INSERT INTO audit_auditcheckpoint (chain_position, head_hash, created_at, algorithm, "
+            "public_key, signature, tree_root, note) VALUES (9000000000000000, repeat('a', 64), now(), "
+            "'Ed25519', 'k', 's', '', '')",
+            "INSERT INTO audit_auditmerklenode (level, index, hash) VALUES (0, 0, '\\x00')",
+            "UPDATE audit_auditmerklenode SET hash = '\\x00'",
         ):
             assert refused(sql) == INSUFFICIENT_PRIVILEGE, sql
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM audit_auditcheckpoint")
+            cursor.execute("SELECT count(*) FROM audit_auditmerklenode")
         # Replica mode would skip ordinary triggers: only a superuser may set it.
         assert refused("SET session_replication_role = replica") == INSUFFICIENT_PRIVILEGE
         # Its own data it reads and writes as usual.
@@ -169,6 +179,9 @@ def test_sealer_role_seals_and_signs_but_changes_nothing_else(roles, db, setting
             assert refused(sql) == INSUFFICIENT_PRIVILEGE, sql
     assert AuditCheckpoint.objects.count() == 1
     assert AuditEvent.objects.filter(chain_position__isnull=True).count() == 0
+    assert (
+        AuditCheckpoint.objects.get().tree_size == 3 and AuditMerkleNode.objects.filter(level=0).count() == 3
+    )
 
 
 def test_tables_the_owner_creates_later_are_append_only_for_the_application(roles, db):

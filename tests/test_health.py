@@ -149,3 +149,36 @@ def test_the_embedded_beat_knows_every_scheduled_task():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.django_db
+def test_healthz_warns_while_the_newest_valid_checkpoint_is_missing_or_too_old(client, settings, tmp_path):
+    from datetime import timedelta
+
+    from audit import chain, checkpoints, recorder
+    from audit.models import AuditCheckpoint
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.AUDIT_SIGNING_KEY, settings.VAR_DIR = "", tmp_path
+    settings.AUDIT_CHECKPOINT_MAX_AGE = 600
+    beat_heartbeat()
+    recorder.record(action="test.read", outcome="allowed")
+    chain.events_seal()
+    body = client.get("/healthz").json()
+    assert body["audit"]["checkpoint_warning"] is True and "audit_checkpoint" in body["warnings"]
+    checkpoint = checkpoints.checkpoint_publish()
+    assert checkpoint is not None
+    body = client.get("/healthz").json()
+    assert body["audit"]["checkpoint_warning"] is False and body["audit"]["checkpoint_age_seconds"] < 60
+    # A row far beyond the head, as a forger would write it, does not count as a fresh checkpoint.
+    settings.AUDIT_CHECKPOINT_MAX_AGE = -1
+    AuditCheckpoint.objects.create(
+        chain_position=9000000000000000,
+        head_hash="a" * 64,
+        created_at=timezone.now() + timedelta(days=1),
+        algorithm="Ed25519",
+        public_key=checkpoint.public_key,
+        signature=checkpoint.signature,
+    )
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded" and body["audit"]["checkpoint_warning"] is True

@@ -24,6 +24,11 @@ urlpatterns = [
     path("audit/events/", audit.AuditEventListView.as_view(), name="audit-events"),
     path("audit/verify/", audit.AuditVerifyView.as_view(), name="audit-verify"),
     path("audit/checkpoints/", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
+    path("audit/log/checkpoint", audit.LogCheckpointView.as_view(), name="audit-log-checkpoint"),
+    path("audit/log/key", audit.LogKeyView.as_view(), name="audit-log-key"),
+    path("audit/log/inclusion/", audit.LogInclusionView.as_view(), name="audit-log-inclusion"),
+    path("audit/log/consistency/", audit.LogConsistencyView.as_view(), name="audit-log-consistency"),
+    path("audit/log/tile/<str:level>/<path:index>", audit.LogTileView.as_view(), name="audit-log-tile"),
     path(
         "audit/checkpoints/<str:position>/",
         audit.AuditCheckpointDetailView.as_view(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -89,6 +90,9 @@ def test_a_checkpoint_document_verifies_with_the_public_key_alone(make_event):
         "created_at",
         "public_key",
         "signature",
+        "tree_size",
+        "tree_root",
+        "note",
     }
     published = checkpoints.public_key()
     checkpoints.verify_checkpoint(kept, published)
@@ -140,3 +144,80 @@ def test_no_checkpoint_vouches_for_a_chain_that_does_not_verify(make_event):
     with pytest.raises(checkpoints.ChainBroken, match="chain position 3: hash mismatch"):
         checkpoints.checkpoint_publish()
     assert AuditCheckpoint.objects.count() == 1
+
+
+@pytest.mark.postgres
+def test_a_forged_checkpoint_far_beyond_the_head_neither_silences_publishing_nor_passes_verification(
+    make_event,
+):
+    """The security review's finding: a row at position 9000000000000000 signed by another key stopped the
+    publisher, while verification said OK (the row was "skipped")."""
+    from audit import verify
+
+    for _ in range(3):
+        make_event()
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    other = Ed25519PrivateKey.generate()
+    created = "2026-01-01T00:00:00.000000Z"
+    signed = checkpoints.checkpoint_bytes(
+        chain_position=9000000000000000, head_hash="a" * 64, created_at=created
+    )
+    raw = other.public_key().public_bytes_raw()
+    AuditCheckpoint.objects.create(
+        chain_position=9000000000000000,
+        head_hash="a" * 64,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        algorithm="Ed25519",
+        public_key=base64.b64encode(raw).decode(),
+        signature=base64.b64encode(other.sign(signed)).decode(),
+    )
+    for _ in range(2):
+        make_event()
+    chain.events_seal()
+    published = checkpoints.checkpoint_publish()
+    assert published is not None and published.chain_position == 5
+    result = verify.chain_verify()
+    assert not result.ok
+    assert result.stored_checkpoints_failed == 1, result.checkpoints
+    assert [c.chain_position for c in result.checkpoints if not c.ok] == [9000000000000000]
+
+
+def test_a_checkpoint_is_a_signed_note_of_the_merkle_tree(make_event, settings):
+    from audit import merkle, notes
+
+    settings.AUDIT_LOG_ORIGIN = "oversight.example.cn/audit-log"
+    for _ in range(3):
+        make_event()
+    chain.events_seal()
+    checkpoint = checkpoints.checkpoint_publish()
+    assert checkpoint is not None and checkpoint.tree_size == 3
+    leaves = [link.canonical for link in chain.iter_sealed()]
+    key = checkpoints.log_verifier_key()
+    name, _key_id, raw = notes.parse_verifier_key(key)
+    assert (
+        name == "oversight.example.cn/audit-log"
+        and base64.b64encode(raw).decode() == checkpoints.public_key()
+    )
+    opened = notes.open_note(checkpoint.note, key, expected_origin=name)
+    assert (opened.size, opened.root) == (3, merkle.tree_hash(leaves))
+    body, signature = checkpoint.note.split("\n\n")
+    assert body == f"{name}\n3\n{base64.b64encode(merkle.tree_hash(leaves)).decode()}"
+    assert signature.startswith(f"\u2014 {name} ") and signature.endswith("\n")
+    # Another key's note, a changed size and another origin are refused.
+    forged = notes.sign(notes.Checkpoint(name, 3, opened.root), Ed25519PrivateKey.generate())
+    with pytest.raises(notes.NoteInvalid):
+        notes.open_note(forged, key)
+    with pytest.raises(notes.NoteInvalid):
+        notes.open_note(checkpoint.note.replace("\n3\n", "\n4\n", 1), key)
+    with pytest.raises(notes.NoteInvalid):
+        notes.open_note(checkpoint.note, key, expected_origin="elsewhere.example/log")
+
+
+def test_an_origin_with_a_scheme_space_or_plus_is_refused(settings):
+    from audit import notes
+
+    for bad in ("https://portal.example.org/log", "portal example", "portal+log", ""):
+        settings.AUDIT_LOG_ORIGIN = bad
+        with pytest.raises(ImproperlyConfigured):
+            notes.origin()

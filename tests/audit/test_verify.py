@@ -104,9 +104,10 @@ def test_a_broken_link_is_named(make_event):
 
 def _forge_by_deleting(position: int) -> None:
     """The consistent forgery: delete an event, then have every later one sealed again, so that the plain
-    chain verifies; the stored checkpoints, which would give it away, go too."""
+    chain verifies; the stored checkpoints and the Merkle tree, which would give it away, go too."""
     with tampering():
         execute("DELETE FROM audit_auditcheckpoint")
+        execute("DELETE FROM audit_auditmerklenode")
         execute(
             "DELETE FROM audit_auditsubject WHERE event_id IN "
             "(SELECT id FROM audit_auditevent WHERE chain_position = %s)",
@@ -184,8 +185,8 @@ def test_a_regulator_verifies_under_the_key_they_were_given(make_event, tmp_path
     )
     output, _ = audit_verify_fails("--from-checkpoint", kept, "--public-key", other_key.decode())
     assert "signed by another key than the trusted public key" in output
-    # The stored checkpoints are not relied on either: they were signed by a key the verifier does not trust.
-    assert "1 signed by another key (not relied on)" in output
+    # The stored checkpoints fail too: they were signed by a key the verifier does not trust.
+    assert "FAIL: checkpoint at position 2 (stored checkpoint): signed by another key" in output
 
 
 def test_a_stored_checkpoint_that_disagrees_with_the_chain_fails(make_event):
@@ -203,10 +204,10 @@ def test_verification_reads_the_chain_in_batches_not_per_event(make_event, djang
     # The last stored checkpoint's id and the head, fixing what is verified (2); where the retained chain
     # starts (1: its first event); events (1) and their subjects (1) for the one batch, the empty next batch
     # (1), the stored checkpoints (1: none yet), the count of sealed positions (1), the pending count and
-    # age (1).
-    with django_assert_num_queries(9):
+    # age (1); the Merkle tree's recomputed nodes (1 per 4000) and whether it has leaves beyond the chain (1).
+    with django_assert_num_queries(11):
         assert chain_verify().ok
     sealed_trail(make_event, 30)
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(11):
         result = chain_verify()
     assert result.ok and result.sealed == 33 and result.as_dict()["head_hash"] == chain.head().hash

@@ -3,6 +3,11 @@ access log. Reads of the trail are themselves audited by the middleware."""
 
 from __future__ import annotations
 
+import base64
+import re
+
+from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -10,7 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit import chain, checkpoints, selectors, verify
+from audit import chain, checkpoints, notes, selectors, tiles, verify
 from audit.models import AuditCheckpoint, AuditEvent
 from portal.access import policy
 from portal.access.models import Permission
@@ -42,10 +47,21 @@ class AccessLogSerializer(serializers.ModelSerializer):
     # The grant this consumer was shown under (per subject: a list may span grants), and its purpose.
     grant_id = serializers.IntegerField(source="shown_grant_id", allow_null=True)
     purpose = serializers.CharField(source="shown_purpose")
+    # A receipt: the event's leaf in the transparency log (null until sealed) and where its proof is.
+    leaf_index = serializers.SerializerMethodField()
+    inclusion_proof = serializers.SerializerMethodField()
 
     class Meta:
         model = AuditEvent
-        fields = list(selectors.ACCESS_LOG_FIELDS)
+        fields = [*selectors.ACCESS_LOG_FIELDS, "leaf_index", "inclusion_proof"]
+
+    def get_leaf_index(self, event: AuditEvent) -> int | None:
+        return None if event.chain_position is None else event.chain_position - 1
+
+    def get_inclusion_proof(self, event: AuditEvent) -> str | None:
+        if event.chain_position is None:
+            return None
+        return f"{reverse('api:audit-log-inclusion')}?index={event.chain_position - 1}"
 
 
 ACCESS_LOG_PAGE = inline_serializer(
@@ -182,3 +198,182 @@ class ConsumerAccessLogView(PortalView):
         shown_grant_purposes(page.results)
         body = page.as_dict(AccessLogSerializer(page.results, many=True).data)
         return Response({**body, "other_organisations_entries": others})
+
+
+
+# --- The transparency log (SPEC §4 "Verifiable by outsiders") ---------------------------------------------
+
+# C2SP tlog-tiles tile index: groups of three digits, all but the last prefixed with "x".
+_TILE_INDEX = re.compile(r"(?:x\d{3}/)*\d{3}")
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _text(body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _latest_note() -> AuditCheckpoint:
+    """The newest checkpoint whose note verifies under this installation's key, within the sealed chain, or
+    404 while there is none (a row that does not verify is never served: verification reports it)."""
+    key, origin = checkpoints.log_verifier_key(), notes.origin()
+    candidates = (
+        AuditCheckpoint.objects.filter(
+            public_key=checkpoints.public_key(), chain_position__lte=chain.head().position
+        )
+        .exclude(note="")
+        .order_by("-chain_position")
+    )
+    for checkpoint in candidates.iterator(chunk_size=20):
+        try:
+            opened = notes.open_note(checkpoint.note, key, expected_origin=origin)
+        except notes.NoteInvalid:
+            continue
+        if opened.size == checkpoint.chain_position == checkpoint.tree_size:
+            return checkpoint
+    raise NotFound("No checkpoint has been published yet.")
+
+
+def _size(request: Request, name: str, *, default: int | None = None) -> int:
+    value = params.single(request, name)
+    if value is None:
+        if default is None:
+            raise params.bad(name, "This parameter is required.")
+        return default
+    if not params.is_id(value) or len(value) > 19:
+        raise params.bad(name, "A non-negative integer.")
+    return int(value)
+
+
+class LogView(PortalView):
+    gate = "audit_checkpoints"
+
+
+class LogCheckpointView(LogView):
+    """The latest checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint)."""
+
+    action = "audit.log.checkpoint"
+
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    def get(self, request: Request) -> HttpResponse:
+        params.reject_unknown(request, set())
+        self.note.resource_kind = "audit_checkpoint"
+        checkpoint = _latest_note()
+        self.note.requested_id = str(checkpoint.chain_position)
+        return _text(checkpoint.note)
+
+
+class LogKeyView(LogView):
+    """The log's verifier key in golang.org/x/mod/sumdb/note form."""
+
+    action = "audit.log.key"
+
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    def get(self, request: Request) -> HttpResponse:
+        params.reject_unknown(request, set())
+        self.note.resource_kind = "audit_checkpoint"
+        return _text(checkpoints.log_verifier_key() + "\n")
+
+
+class LogInclusionView(LogView):
+    """The RFC 6962 inclusion proof of leaf `index` (chain position index + 1) in the tree of `size`."""
+
+    action = "audit.log.inclusion"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "index", OpenApiTypes.INT, required=True, description="Leaf index (position - 1)."
+            ),
+            OpenApiParameter(
+                "size", OpenApiTypes.INT, description="Tree size (default: the latest checkpoint's)."
+            ),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(request, {"index", "size"})
+        self.note.resource_kind = "audit_event"
+        index = _size(request, "index")
+        size_given = params.single(request, "size") is not None
+        size = _size(request, "size", default=0) if size_given else _latest_note().tree_size or 0
+        sealed = tiles.size()
+        if size_given and not 0 < size <= sealed:
+            raise params.bad("size", f"Between 1 and the log's size ({sealed}).")
+        if index >= size:
+            raise params.bad("index", f"Less than the tree size ({size}).")
+        link = next(iter(chain.iter_sealed(after_position=index, until_position=index + 1)), None)
+        if link is None or not self._may_read(link.event_id):
+            raise NotFound(NOT_FOUND)
+        self.note.requested_id = str(link.event_id)
+        proof = tiles.inclusion_proof(index, size)
+        return Response(
+            {"index": index, "size": size, "leaf": _b64(link.canonical), "hashes": [_b64(h) for h in proof]}
+        )
+
+    def _may_read(self, event_id: int) -> bool:
+        """An auditor any event; a regulator its own organisation's events only. The leaf is the whole
+        event (user, purpose, subjects): another organisation's read of a consumer this regulator holds
+        shows in its access log as a count only (SPEC §4), so its proof, which would name them, is not
+        handed out either."""
+        if self.user.role == Role.AUDITOR:
+            return True
+        organisation = getattr(self.user, "organisation", None)
+        if organisation is None:
+            return False
+        return AuditEvent.objects.filter(pk=event_id, actor_organisation=str(organisation)).exists()
+
+
+class LogConsistencyView(LogView):
+    """The RFC 6962 consistency proof between the trees of sizes `old` and `new`."""
+
+    action = "audit.log.consistency"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("old", OpenApiTypes.INT, required=True),
+            OpenApiParameter("new", OpenApiTypes.INT, required=True),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        params.reject_unknown(request, {"old", "new"})
+        self.note.resource_kind = "audit_checkpoint"
+        old, new = _size(request, "old"), _size(request, "new")
+        sealed = tiles.size()
+        if not 0 < new <= sealed:
+            raise params.bad("new", f"Between 1 and the log's size ({sealed}).")
+        if not 0 < old <= new:
+            raise params.bad("old", "Between 1 and new.")
+        proof = tiles.consistency_proof(old, new)
+        return Response({"old": old, "new": new, "hashes": [_b64(h) for h in proof]})
+
+
+class LogTileView(LogView):
+    """A C2SP tlog-tiles hash tile: /tile/{L}/{N} (256 hashes) or /tile/{L}/{N}.p/{W} (the first W)."""
+
+    action = "audit.log.tile"
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request: Request, level: str, index: str) -> HttpResponse:
+        params.reject_unknown(request, set())
+        self.note.resource_kind, self.note.requested_id = "audit_tile", f"{level}/{index}"[:100]
+        width = tiles.TILE_WIDTH
+        name, partial, given_width = index.partition(".p/")
+        if partial:
+            if not params.is_id(given_width) or not 0 < int(given_width) < tiles.TILE_WIDTH:
+                raise params.bad("width", "A partial tile's width is 1 to 255.")
+            width = int(given_width)
+        if not params.is_id(level) or int(level) > 7:
+            raise params.bad("level", "A tile level is 0 to 7.")
+        if not _TILE_INDEX.fullmatch(name) or len(name) > 30:
+            raise params.bad("index", "A tile index is groups of three digits: x001/x234/067.")
+        number = int(name.replace("x", "").replace("/", ""))
+        body = tiles.tile(int(level), number, width)
+        if body is None:
+            raise NotFound(NOT_FOUND)
+        return _text(body, "application/octet-stream")

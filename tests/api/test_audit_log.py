@@ -1,0 +1,227 @@
+"""The transparency log's endpoints (SPEC §4 "Verifiable by outsiders"): who may read them, what they answer,
+and that every answer checks with the RFC 6962 and signed-note verifiers."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from audit import chain, checkpoints, merkle, notes
+from audit.models import AuditCheckpoint, AuditEvent
+from tests.api.conftest import PERSONAS
+
+CCF = "chengdu-chongqing-consumer-finance"
+LOG = "/api/v1/audit/log"
+
+
+@pytest.fixture
+def published(demo):
+    chain.events_seal()
+    checkpoint = checkpoints.checkpoint_publish()
+    assert checkpoint is not None
+    return checkpoint
+
+
+def _hashes(values):
+    return [base64.b64decode(value) for value in values]
+
+
+def test_the_log_endpoints_by_role(api, published):
+    failures = []
+    for path in (f"{LOG}/checkpoint", f"{LOG}/key", f"{LOG}/consistency/?old=1&new=1"):
+        for role in PERSONAS:
+            expected = 200 if role in {"regulator", "regulator2", "auditor"} else 403
+            status = api(role).get(path).status_code
+            if status != expected:
+                failures.append(f"{role} GET {path}: {status}, expected {expected}")
+        if (status := api(None).get(path).status_code) != 401:
+            failures.append(f"anonymous GET {path}: {status}, expected 401")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_checkpoint_note_verifies_under_the_published_key(api, published):
+    key = api("regulator").get(f"{LOG}/key")
+    assert key["Content-Type"].startswith("text/plain")
+    note = api("regulator").get(f"{LOG}/checkpoint")
+    assert note["Content-Type"].startswith("text/plain")
+    opened = notes.open_note(note.content.decode(), key.content.decode().strip())
+    assert opened.size == published.chain_position
+    leaves = [link.canonical for link in chain.iter_sealed(until_position=opened.size)]
+    assert opened.root == merkle.tree_hash(leaves)
+
+
+def test_inclusion_and_consistency_proofs_check(api, published):
+    size = published.chain_position
+    root = base64.b64decode(published.tree_root)
+    body = api("auditor").get(f"{LOG}/inclusion/?index=0").json()
+    assert (body["index"], body["size"]) == (0, size)
+    leaf = merkle.leaf_hash(base64.b64decode(body["leaf"]))
+    merkle.verify_inclusion(0, size, leaf, _hashes(body["hashes"]), root)
+    old_leaves = [link.canonical for link in chain.iter_sealed(until_position=1)]
+    body = api("auditor").get(f"{LOG}/consistency/?old=1&new={size}").json()
+    merkle.verify_consistency(1, size, merkle.tree_hash(old_leaves), root, _hashes(body["hashes"]))
+
+
+def test_a_regulator_gets_proofs_only_for_events_it_may_read(api, demo, published):
+    api("regulator").get(f"/api/v1/consumers/{demo.consumer_in(CCF).public_id}/")
+    api("compliance").get("/api/v1/audit/events/")  # another organisation's event, no consumer of its
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    sealed = AuditEvent.objects.filter(chain_position__isnull=False)
+    own = sealed.filter(actor_username="regulator").latest("chain_position").chain_position or 0
+    other = sealed.filter(actor_username="compliance").latest("chain_position").chain_position or 0
+    assert api("regulator").get(f"{LOG}/inclusion/?index={own - 1}").status_code == 200
+    assert api("regulator").get(f"{LOG}/inclusion/?index={other - 1}").status_code == 404
+    assert api("regulator2").get(f"{LOG}/inclusion/?index={own - 1}").status_code == 404
+    assert api("auditor").get(f"{LOG}/inclusion/?index={other - 1}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("", "index"),
+        ("index=-1", "index"),
+        ("index=abc", "index"),
+        ("index=99999999999999999999", "index"),
+        ("index=0&size=0", "size"),
+        ("index=0&size=999999999", "size"),
+        ("index=5&size=1", "index"),
+        ("index=0&sort=1", "sort"),
+    ],
+)
+def test_bad_inclusion_parameters_are_400_naming_the_field(api, published, query, field):
+    response = api("auditor").get(f"{LOG}/inclusion/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("new=1", "old"),
+        ("old=1", "new"),
+        ("old=3&new=1", "old"),
+        ("old=1&new=2", "new"),
+        ("old=0&new=1", "old"),
+        ("old=1&new=x", "new"),
+    ],
+)
+def test_bad_consistency_parameters_are_400_naming_the_field(api, published, query, field):
+    response = api("auditor").get(f"{LOG}/consistency/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+def test_tiles_are_the_stored_hashes(api, published):
+    size = published.chain_position
+    leaves = [merkle.leaf_hash(link.canonical) for link in chain.iter_sealed(until_position=size)]
+    width = min(size, 256)
+    path = f"{LOG}/tile/0/000" + ("" if width == 256 else f".p/{width}")
+    response = api("auditor").get(path)
+    assert response.status_code == 200, response.content
+    assert response.content == b"".join(leaves[:width])
+    assert api("auditor").get(f"{LOG}/tile/0/x999/999").status_code == 404
+    assert api("auditor").get(f"{LOG}/tile/9/000").status_code == 400
+    assert api("auditor").get(f"{LOG}/tile/0/12").status_code == 400
+    assert api("auditor").get(f"{LOG}/tile/0/000.p/300").status_code == 400
+
+
+def test_log_reads_are_audited(api, published):
+    api("auditor").get(f"{LOG}/inclusion/?index=0")
+    event = AuditEvent.objects.filter(action="audit.log.inclusion").latest("id")
+    assert (event.actor_username, event.status) == ("auditor", 200)
+
+
+def test_access_log_rows_carry_their_leaf_index_and_proof_link(api, demo):
+    inside = demo.consumer_in(CCF)
+    api("regulator").get(f"/api/v1/consumers/{inside.public_id}/")
+    rows = api("auditor").get(f"/api/v1/consumers/{inside.public_id}/access-log/").json()["results"]
+    assert rows and all(row["leaf_index"] is None and row["inclusion_proof"] is None for row in rows)
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    row = api("regulator").get(f"/api/v1/consumers/{inside.public_id}/access-log/").json()["results"][-1]
+    event = AuditEvent.objects.get(pk=row["id"])
+    assert row["leaf_index"] == (event.chain_position or 0) - 1
+    assert row["inclusion_proof"] == f"{LOG}/inclusion/?index={row['leaf_index']}"
+    proof = api("regulator").get(row["inclusion_proof"])
+    assert proof.status_code == 200 and proof.json()["index"] == row["leaf_index"]
+
+
+def test_the_offline_verifier_checks_downloaded_files_and_refuses_tampering(api, published, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    kept = api("auditor").get(f"{LOG}/checkpoint").content.decode()
+    api("auditor").get(f"{LOG}/key")
+    chain.events_seal()
+    latest = checkpoints.checkpoint_publish()
+    assert latest is not None
+    files = {
+        "key": api("auditor").get(f"{LOG}/key").content.decode(),
+        "old": kept,
+        "new": api("auditor").get(f"{LOG}/checkpoint").content.decode(),
+        "inclusion": api("auditor").get(f"{LOG}/inclusion/?index=0").content.decode(),
+        "consistency": api("auditor")
+        .get(f"{LOG}/consistency/?old={published.chain_position}&new={latest.chain_position}")
+        .content.decode(),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    args = {
+        "key": str(tmp_path / "key"),
+        "checkpoint": str(tmp_path / "new"),
+        "inclusion": str(tmp_path / "inclusion"),
+        "old_checkpoint": str(tmp_path / "old"),
+        "consistency": str(tmp_path / "consistency"),
+    }
+    call_command("audit_verify_offline", **args)
+    proof = json.loads(files["inclusion"])
+    leaf = bytearray(base64.b64decode(proof["leaf"]))
+    leaf[5] ^= 1
+    (tmp_path / "tampered").write_text(json.dumps({**proof, "leaf": base64.b64encode(leaf).decode()}))
+    with pytest.raises(CommandError, match="inclusion proof does not lead"):
+        call_command("audit_verify_offline", **{**args, "inclusion": str(tmp_path / "tampered")})
+    # A rollback: the older note presented as the latest.
+    with pytest.raises(CommandError):
+        call_command(
+            "audit_verify_offline", **{**args, "checkpoint": str(tmp_path / "old"), "inclusion": None}
+        )
+
+
+def test_a_checkpoint_whose_note_does_not_verify_is_never_served(api, published):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.audit.conftest import tampering
+
+    good = api("auditor").get(f"{LOG}/checkpoint").content.decode()
+    chain.events_seal()
+    forged_root = b"\x05" * 32
+    size = chain.head().position
+    forged = notes.sign(notes.Checkpoint(notes.origin(), size, forged_root), Ed25519PrivateKey.generate())
+    with tampering():
+        AuditCheckpoint.objects.create(
+            chain_position=size,
+            head_hash=chain.head().hash,
+            created_at=published.created_at,
+            algorithm="Ed25519",
+            public_key=published.public_key,
+            signature=published.signature,
+            tree_size=size,
+            tree_root=base64.b64encode(forged_root).decode(),
+            note=forged,
+        )
+    assert api("auditor").get(f"{LOG}/checkpoint").content.decode() == good
+
+
+def test_a_regulator_gets_no_proof_of_another_organisations_look_at_its_consumer(api, demo, published):
+    """The leaf names the other organisation's user and purpose, which the regulator's access log shows as a
+    count only: no proof either, even for a consumer the regulator holds view_records on."""
+    consumer = demo.consumer_in(CCF)
+    assert api("regulator").get(f"/api/v1/consumers/{consumer.public_id}/").status_code == 200
+    assert api("auditor").get(f"/api/v1/consumers/{consumer.public_id}/access-log/").status_code == 200
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    looked = AuditEvent.objects.filter(actor_username="auditor", subjects__public_id=consumer.public_id)
+    position = looked.latest("chain_position").chain_position or 0
+    assert position > 0
+    assert api("regulator").get(f"{LOG}/inclusion/?index={position - 1}").status_code == 404
+    assert api("auditor").get(f"{LOG}/inclusion/?index={position - 1}").status_code == 200
