@@ -200,7 +200,6 @@ class ConsumerAccessLogView(PortalView):
         return Response({**body, "other_organisations_entries": others})
 
 
-
 # --- The transparency log (SPEC §4 "Verifiable by outsiders") ---------------------------------------------
 
 # C2SP tlog-tiles tile index: groups of three digits, all but the last prefixed with "x".

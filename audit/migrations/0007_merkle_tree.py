@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0005_subject_monthly_partitions'),
+        ('audit', '0006_subject_grant'),
     ]
 
     operations = [
