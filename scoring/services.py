@@ -577,7 +577,9 @@ def _calibrate(
         missing_groups={
             group: {
                 "owner": owner,
-                "points": model.missing_points[group],
+                "points": next(
+                    b["points"] for f in model.features if f.code == owner for b in f.bins if b["missing"]
+                ),
                 "reason_en": MISSING_REASONS[group][0],
                 "reason_zh": MISSING_REASONS[group][1],
             }
@@ -596,10 +598,8 @@ def _calibrate(
         "validation": test.describe(),
         "group_weights": _group_weights(card.features),
         "dropped": model.dropped,
-        "method": (
-            "monotone bins (declared direction, pool-adjacent-violators), weight of evidence, logistic "
-            "regression with one indicator per missing group, points = -factor * coefficient * WoE"
-        ),
+        "development": model.report,
+        "method": model.report["method"],
     }
     return {"version": version, **{name: getattr(card, name) for name in SCORECARD_FIELDS}}
 
@@ -615,19 +615,8 @@ def _feature_definition(fitted: calibration.FittedFeature) -> dict[str, Any]:
         "reason_zh": spec.reason_zh,
         "risk_rises": spec.risk_rises,
         "missing_group": spec.missing_group,
-        "coefficient": round(fitted.coefficient, 6),
-        "bins": [
-            {
-                "lower": b.lower,
-                "upper": b.upper,
-                "missing": b.missing,
-                "points": points,
-                "woe": round(b.woe, 4),
-                "count": b.count,
-                "bad_rate": round(b.bad_rate, 4),
-            }
-            for b, points in zip(fitted.bins, fitted.points, strict=True)
-        ],
+        "iv": fitted.iv,
+        "bins": fitted.bins,
     }
 
 
