@@ -240,7 +240,11 @@ def points_of(bins: Sequence[Mapping[str, Any]], value: Any, *, special_codes: S
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
         return int(missing["points"])
     special = next((b for b in bins if b.get("special")), None)
-    if special is not None and isinstance(value, int | float) and float(value) in special_codes:
+    try:
+        number: float | None = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if special is not None and number is not None and number in special_codes:
         return int(special["points"])
     for b in bins:
         if b["missing"] or b.get("special"):
@@ -249,7 +253,8 @@ def points_of(bins: Sequence[Mapping[str, Any]], value: Any, *, special_codes: S
             if str(value) in b["categories"]:
                 return int(b["points"])
             continue
-        number = float(value)
+        if number is None:
+            continue
         if (b["lower"] is None or number >= b["lower"]) and (b["upper"] is None or number < b["upper"]):
             return int(b["points"])
     return int(missing["points"])
