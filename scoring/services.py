@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit import recorder
 from portal.records.models import Consumer, Transaction
-from scoring import calibration, quality
+from scoring import calibration, monitoring, quality
 from scoring.features import FEATURES, FEATURES_BY_CODE, GROUPS, MISSING_REASONS, Window
 from scoring.models import CreditScore, Scorecard, ScoreChunk, ScoreRun
 from scoring.scorecards import scored_sql
@@ -367,7 +367,8 @@ def _finish(run: ScoreRun, now: datetime) -> None:
     run.status = ScoreRun.Status.FINISHED
     run.finished_at = now
     _durable_commit()
-    ScoreRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=now)
+    run.monitoring = run_stability(run)
+    ScoreRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=now, monitoring=run.monitoring)
     recorder.record(
         actor=run.requested_by,
         action="scoring.run.finished",
@@ -376,6 +377,80 @@ def _finish(run: ScoreRun, now: datetime) -> None:
         requested_id=str(run.pk),
         row_count=run.consumers_scored,
     )
+    if run.monitoring["level"] in ("warning", "alert"):
+        drifted = [c for c, f in run.monitoring["features"].items() if f["level"] != "stable"]
+        recorder.record(
+            actor=run.requested_by,
+            action=f"scoring.run.psi_{run.monitoring['level']}",
+            outcome="allowed",
+            resource_kind="score_run",
+            requested_id=str(run.pk),
+            row_count=run.consumers_scored,
+            purpose=(
+                f"PSI {run.monitoring['psi']} against scorecard {run.scorecard.version}'s development "
+                f"sample; characteristics past 0.1: {', '.join(drifted) or 'none'}"
+            )[:500],
+        )
+
+
+def run_stability(run: ScoreRun) -> dict[str, Any]:
+    """The run's score distribution and PSI against its scorecard's development sample: in total (score
+    bands at the development deciles) and per characteristic (bins by the points they give, read from each
+    score's points lost). Two aggregate queries over the run's scores."""
+    table = CreditScore._meta.db_table
+    each = (
+        "jsonb_each_text(s.points_lost)" if connection.vendor == "postgresql" else "json_each(s.points_lost)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT value, COUNT(*) FROM {table} WHERE run_id = %s GROUP BY value", [run.pk])  # noqa: S608
+        values = cursor.fetchall()
+        cursor.execute(
+            f"SELECT j.key, j.value, COUNT(*) FROM {table} s, {each} j"  # noqa: S608
+            " WHERE s.run_id = %s AND s.points_lost IS NOT NULL GROUP BY j.key, j.value",
+            [run.pk],
+        )
+        lost = cursor.fetchall()
+    card = run.scorecard
+    scores = [int(v) for v, n in values for _ in range(n)]
+    development = card.development or {}
+    result: dict[str, Any] = {"scores": len(scores), "psi": None, "level": "none", "features": {}}
+    if "score_edges" in development:
+        edges = development["score_edges"]
+        actual = monitoring.band_counts(scores, edges)
+        value = monitoring.psi(development["score_counts"], actual)
+        result.update(
+            {
+                "score_edges": edges,
+                "score_counts": actual,
+                "development_counts": development["score_counts"],
+                "psi": round(value, 4),
+                "level": monitoring.level(value),
+            }
+        )
+    by_feature: dict[str, dict[int, int]] = {}
+    for code, points_lost, count in lost:
+        by_feature.setdefault(code, {})[int(points_lost)] = int(count)
+    worst = 0.0
+    for feature in card.features:
+        best = max(b["points"] for b in feature["bins"])
+        earned = {best - k: n for k, n in by_feature.get(feature["code"], {}).items()}
+        expected, actual = monitoring.points_counts(feature["bins"], earned)
+        if not sum(actual) or not sum(expected):
+            continue
+        value = monitoring.psi(expected, actual)
+        worst = max(worst, value)
+        result["features"][feature["code"]] = {
+            "psi": round(value, 4),
+            "level": monitoring.level(value),
+            "points": sorted({int(b["points"]) for b in feature["bins"]}),
+            "development_counts": expected,
+            "counts": actual,
+        }
+    if result["psi"] is None and result["features"]:
+        result["level"] = monitoring.level(worst)  # no development score distribution: the worst feature
+    elif result["features"]:
+        result["level"] = monitoring.level(max(result["psi"], worst))
+    return result
 
 
 def _fail(run: ScoreRun, now: datetime, error: str) -> None:
@@ -498,6 +573,8 @@ def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime)
             "value",
             "features_hash",
             *(f"reason_{slot}_{name}" for slot in range(1, 5) for name in ("code", "en", "zh", "points")),
+            "unclipped",
+            "points_lost",
         ]
     )
     # The constant columns go first, then the scored SELECT's own columns.
