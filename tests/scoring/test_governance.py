@@ -175,3 +175,39 @@ def test_psi_matches_a_hand_computed_example():
     assert monitoring.level(monitoring.psi([50, 50, 0], [0, 50, 50])) == "alert"
     assert monitoring.psi([10, 20, 30], [10, 20, 30]) == 0
     assert monitoring.level(0.05) == "stable"
+
+
+@pytest.mark.django_db
+def test_a_portal_model_goes_live_through_the_api_and_the_old_one_stays_readable(
+    tmp_path, people, scorecard, client
+):
+    from portal.records import loader
+    from scoring import fitters
+    from scoring.quality import as_of_for
+    from tests.scoring.conftest import END
+
+    loader.load(seed=11, consumers=400, end=END)
+    card = fitters.fit_portal(
+        as_of=as_of_for(END), version="p.1", name="t", fitted_by=people["fitter"], folds=2
+    )
+    assert card.source == "portal" and card.report["rows"] > 100 and card.development["score_edges"]
+    call_command("scorecard_lifecycle", "p.1", "validate", "--by=validator", stdout=StringIO())
+    client.force_login(people["fitter"])
+    refused = client.post("/api/v1/scoring/models/p.1/approve/")
+    assert refused.status_code == 409 and "fitted" in refused.json()["detail"]
+    client.force_login(people["approver"])
+    assert client.post("/api/v1/scoring/models/p.1/approve/").json()["status"] == "approved"
+    assert client.post("/api/v1/scoring/models/p.1/nonsense/").status_code == 404
+    live = client.post("/api/v1/scoring/models/p.1/activate/").json()
+    assert live["status"] == "active" and live["lifecycle"]["approved_by"] == "approver"
+    assert live["lifecycle"]["review_due"]
+    old = client.get(f"/api/v1/scoring/models/{scorecard.version}/").json()
+    assert old["status"] == "retired" and not old["is_active"]
+    assert client.get("/api/v1/scoring/models/none/").status_code == 404
+    actions = list(
+        AuditEvent.objects.filter(resource_kind="scorecard", outcome="allowed").values_list(
+            "action", flat=True
+        )
+    )
+    for step in ("fitted", "validated", "approved", "activated", "retired"):
+        assert f"scoring.model.{step}" in actions
