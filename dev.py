@@ -56,7 +56,10 @@ def extras() -> list[str]:
                 "DATABASE_URL is PostgreSQL, but pg_config is missing: install libpq-dev (Debian) first."
             )
         wanted.append("postgres")
-    wanted.extend(e for e in os.environ.get("PORTAL_EXTRAS", "").split(",") if e)
+    # Tests fit scorecards (optbinning, scikit-learn); the web server and workers never import them.
+    if len(sys.argv) > 1 and sys.argv[1] in ("test", "install"):
+        wanted.append("modeling")
+    wanted.extend(e for e in os.environ.get("PORTAL_EXTRAS", "").split(",") if e and e not in wanted)
     return wanted
 
 

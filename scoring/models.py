@@ -6,6 +6,8 @@ history is kept for trend charts and a re-run chunk cannot duplicate anything.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -15,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 MIN_SCORE = 300
 MAX_SCORE = 850
 REASON_SLOTS = 4
+REVIEW_DAYS = 365
 
 
 class Scorecard(models.Model):
@@ -23,6 +26,17 @@ class Scorecard(models.Model):
     base_points folds in the PDO scaling (offset + factor * intercept): the sum is offset + factor * ln(odds).
     Rows are immutable once written: scores point at the version that produced them.
     """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        VALIDATED = "validated", _("Validated")
+        APPROVED = "approved", _("Approved")
+        ACTIVE = "active", _("Active")
+        RETIRED = "retired", _("Retired")
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", _("Portal outcomes")
+        EXTERNAL = "external", _("External extract")
 
     version = models.CharField(_("version"), max_length=40, unique=True)
     name = models.CharField(_("name"), max_length=200)
@@ -40,6 +54,32 @@ class Scorecard(models.Model):
     metrics = models.JSONField(_("metrics"), default=dict)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
+    # Governance (SPEC §5): draft -> validated -> approved by a second person -> active -> retired.
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    source = models.CharField(_("data source"), max_length=10, choices=Source.choices, default=Source.PORTAL)
+    # Portal: {as_of, outcome, population}; external: {file, sha256, target, bad, rows}.
+    source_detail = models.JSONField(_("data source detail"), default=dict, blank=True)
+    # The validation report of fit_scorecard: cv_auc, gini, ks, brier, calibration, iv, baseline_cv_auc, ...
+    report = models.JSONField(_("validation report"), default=dict, blank=True)
+    # The development sample's distributions, PSI's reference: {"score": {band: share}, "features": {...}}.
+    development = models.JSONField(_("development sample"), default=dict, blank=True)
+    fitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    fitted_at = models.DateTimeField(_("fitted at"), null=True, blank=True)
+    validated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    validated_at = models.DateTimeField(_("validated at"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
+
     class Meta:
         verbose_name = _("scorecard")
         verbose_name_plural = _("scorecards")
@@ -51,10 +91,26 @@ class Scorecard(models.Model):
             models.CheckConstraint(
                 condition=Q(pdo__gt=0) & Q(base_odds__gt=0), name="scorecard_scaling_positive"
             ),
+            # A model fitted on an external extract is a validation artefact: its features are not the
+            # portal's, so it can never score the portal's consumers.
+            models.CheckConstraint(
+                condition=~(Q(source="external") & (Q(is_active=True) | Q(status="active"))),
+                name="scorecard_external_never_active",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(status="active"), name="scorecard_active_has_status"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.version})"
+
+    @property
+    def review_due(self) -> date | None:
+        """A model in use is reviewed yearly: a year after activation."""
+        if self.activated_at is None:
+            return None
+        return (self.activated_at + timedelta(days=REVIEW_DAYS)).date()
 
 
 class ScoreRun(models.Model):
@@ -92,6 +148,9 @@ class ScoreRun(models.Model):
     chunks_done = models.PositiveIntegerField(_("chunks done"), default=0)
     chunks_failed = models.PositiveIntegerField(_("chunks failed"), default=0)
     errors = models.JSONField(_("errors"), default=list, blank=True)
+    # Written when the run finishes: its score distribution and PSI against the scorecard's development
+    # sample, in total and per characteristic ({"score": {...}, "features": {...}, "psi": ..., "level": ...}).
+    monitoring = models.JSONField(_("monitoring"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("score run")
@@ -198,6 +257,10 @@ class CreditScore(models.Model):
     reason_4_en = models.CharField(max_length=200, blank=True)
     reason_4_zh = models.CharField(max_length=200, blank=True)
     reason_4_points = models.SmallIntegerField(null=True, blank=True)
+    # Points lost per characteristic against its best bin ({code: points}, every feature): they add up to
+    # the scorecard's maximum minus the unclipped score; the four largest are the reason codes.
+    points_lost = models.JSONField(_("points lost per characteristic"), null=True, blank=True)
+    unclipped = models.IntegerField(_("score before clipping"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("credit score")

@@ -14,10 +14,10 @@ from datetime import date
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, Min
 
 from portal.records import loader, synthetic
-from portal.records.models import Consumer
+from portal.records.models import Consumer, Transaction
 from scoring import calibration
 from scoring.features import Window, cutoff_of, features_sql
 from scoring.scorecards import Card, scored_sql
@@ -87,6 +87,43 @@ def world_features(world: World) -> dict[int, dict[str, int | None]]:
             for row in cursor.fetchall()
             if row[0] in world.bads
         }
+
+
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    return date(day.year + month // 12, month % 12 + 1, min(day.day, 28))
+
+
+def portal_sample(as_of: date) -> tuple[dict[int, dict[str, int | None]], dict[int, bool]]:
+    """The portal's own development sample as of a date: features of every consumer who had joined before
+    it, from transactions before it (production SQL), and the outcome in the 12 months after it: a repayment
+    due in (as_of, as_of + 12 months] paid 90 or more days late. Nothing after as_of reaches a feature."""
+    horizon = add_months(as_of, OUTCOME_MONTHS)
+    population = Consumer.objects.filter(joined_on__lt=as_of)
+    bounds = population.aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return {}, {}
+    members = set(population.values_list("id", flat=True))
+    bad_ids = set(
+        Transaction.objects.filter(
+            consumer_id__in=members,
+            kind=Transaction.Kind.REPAYMENT,
+            due_date__gt=as_of,
+            due_date__lte=horizon,
+            days_late__gte=90,
+        ).values_list("consumer_id", flat=True)
+    )
+    window = Window(cutoff=cutoff_of(as_of))
+    features: dict[int, dict[str, int | None]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            features_sql(connection), {"lo": bounds["lo"], "hi": bounds["hi"], **window.params(connection)}
+        )
+        columns = [d[0] for d in cursor.description][1:]
+        for row in cursor.fetchall():
+            if row[0] in members:
+                features[row[0]] = dict(zip(columns, row[1:], strict=True))
+    return features, {i: i in bad_ids for i in features}
 
 
 def world_scores(card: Card, world: World) -> dict[int, int]:

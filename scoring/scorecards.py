@@ -40,6 +40,14 @@ class Scored:
     value: int
     features_hash: str
     reasons: tuple[Reason, ...]
+    unclipped: int = 0
+    # Points lost per characteristic against its best bin: they add up to max_points(card) - unclipped.
+    points_lost: dict[str, int] | None = None
+
+
+def max_points(card: Card) -> int:
+    """The scorecard's maximum: base points plus every feature's best bin (before clipping)."""
+    return card.base_points + sum(best_points(f) for f in card.features)
 
 
 def codes(card: Card) -> list[str]:
@@ -91,9 +99,11 @@ def score_features(card: Card, features: Mapping[str, int | None]) -> Scored:
     total = card.base_points
     losses = missing_losses(card)
     candidates: list[tuple[int, int, Reason]] = []
+    points_lost: dict[str, int] = {}
     for order, feature in enumerate(card.features):
         value = features[feature["code"]]
         total += points_of(feature, value)
+        points_lost[feature["code"]] = best_points(feature) - points_of(feature, value)
         if value is None:
             group = card.missing_groups.get(feature.get("missing_group") or "")
             lost = losses[feature["code"]]
@@ -111,6 +121,8 @@ def score_features(card: Card, features: Mapping[str, int | None]) -> Scored:
         clip(total),
         snapshot_hash(features, codes(card)),
         tuple(reason for _lost, _order, reason in candidates[:REASON_SLOTS]),
+        unclipped=total,
+        points_lost=points_lost,
     )
 
 
@@ -210,11 +222,25 @@ reasons AS (
         for slot in range(1, REASON_SLOTS + 1)
         for name in ("code", "en", "zh", "points")
     )
+    build = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
+    losses_json = (
+        f"{build}("
+        + ", ".join(
+            f"'{f['code']}', "
+            + _points_case(
+                "p." + f["code"], f, functools.partial(lambda best, points, _m: best - points, best_points(f))
+            )
+            for f in card.features
+        )
+        + ")"
+    )
     select = f"""SELECT p.consumer_id,
   CASE WHEN p.total < {MIN_SCORE} THEN {MIN_SCORE} WHEN p.total > {MAX_SCORE} THEN {MAX_SCORE}
     ELSE p.total END,
   {_hash_sql(connection, card, "p")},
-  {reason_columns}
+  {reason_columns},
+  p.total,
+  {losses_json}
 FROM p LEFT JOIN reasons r ON r.consumer_id = p.consumer_id"""  # noqa: S608
     return ctes, select, params
 
@@ -228,4 +254,6 @@ SCORED_COLUMNS: Sequence[str] = (
         for slot in range(1, REASON_SLOTS + 1)
         for name in ("code", "en", "zh", "points")
     ),
+    "unclipped",
+    "points_lost",
 )

@@ -17,7 +17,9 @@ from scoring.models import CreditScore, Scorecard, ScoreRun
 
 def scorecard_list() -> QuerySet[Scorecard]:
     """Every scorecard version, the active one first, then newest first."""
-    return Scorecard.objects.order_by("-is_active", "-created_at", "-id")
+    return Scorecard.objects.select_related(
+        "fitted_by", "validated_by", "approved_by", "activated_by"
+    ).order_by("-is_active", "-created_at", "-id")
 
 
 def scorecard_active() -> Scorecard | None:
@@ -43,7 +45,7 @@ def scorecard_model_card(scorecard: Scorecard) -> dict[str, Any]:
     Built from the row alone (no queries)."""
     groups = []
     for code, (label_en, label_zh, target) in GROUPS.items():
-        features = [f for f in scorecard.features if f["group"] == code]
+        features = [f for f in scorecard.features if f.get("group") == code]
         groups.append(
             {
                 "code": code,
@@ -57,7 +59,8 @@ def scorecard_model_card(scorecard: Scorecard) -> dict[str, Any]:
                         "label_en": f["label_en"],
                         "label_zh": f["label_zh"],
                         "risk_rises": f["risk_rises"],
-                        "coefficient": f["coefficient"],
+                        "coefficient": f.get("coefficient"),
+                        "iv": f.get("iv"),
                         "bins": [
                             {
                                 "label": _bin_label(b),
@@ -76,11 +79,36 @@ def scorecard_model_card(scorecard: Scorecard) -> dict[str, Any]:
             }
         )
     metrics = scorecard.metrics
+
+    def who(user: Any) -> str | None:
+        return user.get_username() if user is not None else None
+
+    external = [
+        {"code": f["code"], "kind": f.get("kind"), "iv": f.get("iv"), "bins": f["bins"]}
+        for f in scorecard.features
+        if "group" not in f
+    ]
     return {
         "version": scorecard.version,
         "name": scorecard.name,
         "is_active": scorecard.is_active,
+        "status": scorecard.status,
+        "source": scorecard.source,
+        "source_detail": scorecard.source_detail,
         "created_at": scorecard.created_at,
+        "lifecycle": {
+            "fitted_by": who(scorecard.fitted_by),
+            "fitted_at": scorecard.fitted_at,
+            "validated_by": who(scorecard.validated_by),
+            "validated_at": scorecard.validated_at,
+            "approved_by": who(scorecard.approved_by),
+            "approved_at": scorecard.approved_at,
+            "activated_by": who(scorecard.activated_by),
+            "activated_at": scorecard.activated_at,
+            "review_due": scorecard.review_due,
+        },
+        "validation_report": scorecard.report,
+        "external_features": external,
         "scaling": {
             "pdo": scorecard.pdo,
             "base_score": scorecard.base_score,
@@ -110,6 +138,18 @@ def scorecard_model_card(scorecard: Scorecard) -> dict[str, Any]:
             "dropped_features": metrics.get("dropped", {}),
         },
     }
+
+
+def scorecard_stability(scorecard: Scorecard) -> dict[str, Any] | None:
+    """The latest finished run's stability against this model's development sample, if it scored any."""
+    run = (
+        ScoreRun.objects.filter(scorecard=scorecard, status=ScoreRun.Status.FINISHED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if run is None:
+        return None
+    return {"run": run.pk, "finished_at": run.finished_at, **(run.monitoring or {})}
 
 
 def score_run_list() -> QuerySet[ScoreRun]:
@@ -143,6 +183,11 @@ def score_run_progress(run: ScoreRun) -> dict[str, Any]:
         "consumers_scored": run.consumers_scored,
         "progress": round(run.progress, 4),
         "errors": run.errors,
+        "psi": (run.monitoring or {}).get("psi"),
+        "stability": (run.monitoring or {}).get("level", "none"),
+        "psi_by_characteristic": {
+            code: f["psi"] for code, f in (run.monitoring or {}).get("features", {}).items()
+        },
     }
 
 

@@ -9,7 +9,7 @@ wholly done or not at all, and re-running it adds nothing (unique per run and co
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit import recorder
 from portal.records.models import Consumer, Transaction
-from scoring import calibration, quality
+from scoring import calibration, monitoring, quality
 from scoring.features import FEATURES, FEATURES_BY_CODE, GROUPS, MISSING_REASONS, Window
 from scoring.models import CreditScore, Scorecard, ScoreChunk, ScoreRun
 from scoring.scorecards import scored_sql
@@ -89,12 +89,140 @@ def scorecard_import(*, definition: Mapping[str, Any], activate: bool = False) -
 
 
 @transaction.atomic
-def scorecard_activate(*, scorecard: Scorecard) -> Scorecard:
+def scorecard_activate(*, scorecard: Scorecard, actor: Any = None) -> Scorecard:
+    """Make `scorecard` the one scoring the portal; the previous active one is retired and stays readable.
+    Installing a shipped scorecard calls this directly; a fitted one gets here only through model_activate."""
+    if scorecard.source == Scorecard.Source.EXTERNAL:
+        raise GovernanceError("a model fitted on an external extract is never activated")
+    now = timezone.now()
     # Deactivate first: the partial unique constraint allows one active row at every instant.
-    Scorecard.objects.filter(is_active=True).exclude(pk=scorecard.pk).update(is_active=False)
-    Scorecard.objects.filter(pk=scorecard.pk).update(is_active=True)
-    scorecard.is_active = True
+    Scorecard.objects.filter(is_active=True).exclude(pk=scorecard.pk).update(
+        is_active=False, status=Scorecard.Status.RETIRED
+    )
+    Scorecard.objects.filter(pk=scorecard.pk).update(
+        is_active=True, status=Scorecard.Status.ACTIVE, activated_at=now, activated_by=actor
+    )
+    scorecard.is_active, scorecard.status = True, Scorecard.Status.ACTIVE
+    scorecard.activated_at, scorecard.activated_by = now, actor
     return scorecard
+
+
+# --- Governance: draft -> validated -> approved (by a second person) -> active ------------------------------
+class GovernanceError(ScoringError):
+    """A lifecycle step refused: wrong state, the fitter approving their own model, an external model."""
+
+
+def _model_event(actor: Any, action: str, scorecard: Scorecard, outcome: str = "allowed") -> None:
+    recorder.record(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        resource_kind="scorecard",
+        requested_id=scorecard.version,
+    )
+
+
+@transaction.atomic
+def model_store_draft(*, fitted_by: Any, **fields: Any) -> Scorecard:
+    """Store a fitted model as a draft (fit_scorecard), with its fitting event in the same transaction."""
+    if Scorecard.objects.filter(version=fields["version"]).exists():
+        raise GovernanceError(f"version {fields['version']} exists already: versions are never overwritten")
+    scorecard = Scorecard.objects.create(
+        status=Scorecard.Status.DRAFT, fitted_by=fitted_by, fitted_at=timezone.now(), **fields
+    )
+    _model_event(fitted_by, "scoring.model.fitted", scorecard)
+    return scorecard
+
+
+def _locked(scorecard: Scorecard) -> Scorecard:
+    return Scorecard.objects.select_for_update().get(pk=scorecard.pk)
+
+
+def _step(scorecard: Scorecard, actor: Any, *, expected: str, action: str) -> Scorecard:
+    """Checks every step shares: the actor is a compliance officer, not the model's fitter, and the model
+    is in the state the step starts from. A refusal is written to the trail too (outside the rollback)."""
+    if getattr(actor, "role", None) != "compliance":
+        raise GovernanceError("only a compliance officer takes a model through its lifecycle")
+    card = _locked(scorecard)
+    if card.fitted_by_id is not None and card.fitted_by_id == actor.pk:
+        raise GovernanceError(
+            "the person who fitted a model may not validate, approve or activate it: a second person must"
+        )
+    if card.status != expected:
+        raise GovernanceError(f"model {card.version} is {card.status}; this step needs it {expected}")
+    return card
+
+
+def _refused(actor: Any, action: str, scorecard: Scorecard) -> None:
+    """The refusal's event, once the refused step's transaction is rolled back."""
+    try:
+        _model_event(actor, action, scorecard, outcome="denied")
+    except recorder.AuditWriteError:
+        logger.exception("refused %s on %s could not be audited", action, scorecard.version)
+
+
+Step = Callable[..., Scorecard]
+
+
+def _guarded(action: str) -> Callable[[Step], Step]:
+    """Run a step in its own transaction; if it is refused, write the refusal once that is rolled back."""
+
+    def wrap(step: Step) -> Step:
+        def run(*, scorecard: Scorecard, actor: Any) -> Scorecard:
+            try:
+                with transaction.atomic():
+                    return step(scorecard=scorecard, actor=actor)
+            except GovernanceError:
+                _refused(actor, action, scorecard)
+                raise
+
+        run.__doc__ = step.__doc__
+        run.__name__ = step.__name__
+        return run
+
+    return wrap
+
+
+@_guarded("scoring.model.validated")
+def model_validate(*, scorecard: Scorecard, actor: Any) -> Scorecard:
+    """draft -> validated: an independent reviewer accepts the validation report attached at fitting."""
+    card = _step(scorecard, actor, expected=Scorecard.Status.DRAFT, action="scoring.model.validated")
+    if not card.report.get("cv_auc"):
+        raise GovernanceError(f"model {card.version} has no validation report")
+    card.status, card.validated_by, card.validated_at = Scorecard.Status.VALIDATED, actor, timezone.now()
+    card.save(update_fields=["status", "validated_by", "validated_at"])
+    _model_event(actor, "scoring.model.validated", card)
+    return card
+
+
+@_guarded("scoring.model.approved")
+def model_approve(*, scorecard: Scorecard, actor: Any) -> Scorecard:
+    """validated -> approved, by a second person: never the one who fitted it."""
+    card = _step(scorecard, actor, expected=Scorecard.Status.VALIDATED, action="scoring.model.approved")
+    card.status, card.approved_by, card.approved_at = Scorecard.Status.APPROVED, actor, timezone.now()
+    card.save(update_fields=["status", "approved_by", "approved_at"])
+    _model_event(actor, "scoring.model.approved", card)
+    return card
+
+
+@_guarded("scoring.model.activated")
+def model_activate(*, scorecard: Scorecard, actor: Any) -> Scorecard:
+    """approved -> active; the previous active model is retired (still readable, its scores unchanged)."""
+    card = _step(scorecard, actor, expected=Scorecard.Status.APPROVED, action="scoring.model.activated")
+    if card.source == Scorecard.Source.EXTERNAL:
+        raise GovernanceError(
+            "a model fitted on an external extract is a validation artefact: its features are not the "
+            "portal's, so it is never activated"
+        )
+    previous = Scorecard.objects.filter(is_active=True).exclude(pk=card.pk).first()
+    scorecard_activate(scorecard=card, actor=actor)
+    _model_event(actor, "scoring.model.activated", card)
+    if previous is not None:
+        _model_event(actor, "scoring.model.retired", previous)
+    return card
+
+
+LIFECYCLE = {"validate": model_validate, "approve": model_approve, "activate": model_activate}
 
 
 # --- Runs -------------------------------------------------------------------------------------------------
@@ -239,7 +367,8 @@ def _finish(run: ScoreRun, now: datetime) -> None:
     run.status = ScoreRun.Status.FINISHED
     run.finished_at = now
     _durable_commit()
-    ScoreRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=now)
+    run.monitoring = run_stability(run)
+    ScoreRun.objects.filter(pk=run.pk).update(status=run.status, finished_at=now, monitoring=run.monitoring)
     recorder.record(
         actor=run.requested_by,
         action="scoring.run.finished",
@@ -248,6 +377,80 @@ def _finish(run: ScoreRun, now: datetime) -> None:
         requested_id=str(run.pk),
         row_count=run.consumers_scored,
     )
+    if run.monitoring["level"] in ("warning", "alert"):
+        drifted = [c for c, f in run.monitoring["features"].items() if f["level"] != "stable"]
+        recorder.record(
+            actor=run.requested_by,
+            action=f"scoring.run.psi_{run.monitoring['level']}",
+            outcome="allowed",
+            resource_kind="score_run",
+            requested_id=str(run.pk),
+            row_count=run.consumers_scored,
+            purpose=(
+                f"PSI {run.monitoring['psi']} against scorecard {run.scorecard.version}'s development "
+                f"sample; characteristics past 0.1: {', '.join(drifted) or 'none'}"
+            )[:500],
+        )
+
+
+def run_stability(run: ScoreRun) -> dict[str, Any]:
+    """The run's score distribution and PSI against its scorecard's development sample: in total (score
+    bands at the development deciles) and per characteristic (bins by the points they give, read from each
+    score's points lost). Two aggregate queries over the run's scores."""
+    table = CreditScore._meta.db_table
+    each = (
+        "jsonb_each_text(s.points_lost)" if connection.vendor == "postgresql" else "json_each(s.points_lost)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT value, COUNT(*) FROM {table} WHERE run_id = %s GROUP BY value", [run.pk])  # noqa: S608
+        values = cursor.fetchall()
+        cursor.execute(
+            f"SELECT j.key, j.value, COUNT(*) FROM {table} s, {each} j"  # noqa: S608
+            " WHERE s.run_id = %s AND s.points_lost IS NOT NULL GROUP BY j.key, j.value",
+            [run.pk],
+        )
+        lost = cursor.fetchall()
+    card = run.scorecard
+    scores = [int(v) for v, n in values for _ in range(n)]
+    development = card.development or {}
+    result: dict[str, Any] = {"scores": len(scores), "psi": None, "level": "none", "features": {}}
+    if "score_edges" in development:
+        edges = development["score_edges"]
+        actual = monitoring.band_counts(scores, edges)
+        value = monitoring.psi(development["score_counts"], actual)
+        result.update(
+            {
+                "score_edges": edges,
+                "score_counts": actual,
+                "development_counts": development["score_counts"],
+                "psi": round(value, 4),
+                "level": monitoring.level(value),
+            }
+        )
+    by_feature: dict[str, dict[int, int]] = {}
+    for code, points_lost, count in lost:
+        by_feature.setdefault(code, {})[int(points_lost)] = int(count)
+    worst = 0.0
+    for feature in card.features:
+        best = max(b["points"] for b in feature["bins"])
+        earned = {best - k: n for k, n in by_feature.get(feature["code"], {}).items()}
+        expected, actual = monitoring.points_counts(feature["bins"], earned)
+        if not sum(actual) or not sum(expected):
+            continue
+        value = monitoring.psi(expected, actual)
+        worst = max(worst, value)
+        result["features"][feature["code"]] = {
+            "psi": round(value, 4),
+            "level": monitoring.level(value),
+            "points": sorted({int(b["points"]) for b in feature["bins"]}),
+            "development_counts": expected,
+            "counts": actual,
+        }
+    if result["psi"] is None and result["features"]:
+        result["level"] = monitoring.level(worst)  # no development score distribution: the worst feature
+    elif result["features"]:
+        result["level"] = monitoring.level(max(result["psi"], worst))
+    return result
 
 
 def _fail(run: ScoreRun, now: datetime, error: str) -> None:
@@ -370,6 +573,8 @@ def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime)
             "value",
             "features_hash",
             *(f"reason_{slot}_{name}" for slot in range(1, 5) for name in ("code", "en", "zh", "points")),
+            "unclipped",
+            "points_lost",
         ]
     )
     # The constant columns go first, then the scored SELECT's own columns.
@@ -567,22 +772,7 @@ def _calibrate(
         base_odds=base_odds,
     )
     card = Scorecard(
-        version=version,
-        name=name,
-        pdo=pdo,
-        base_score=base_score,
-        base_odds=base_odds,
-        base_points=model.base_points,
-        features=[_feature_definition(f) for f in model.features],
-        missing_groups={
-            group: {
-                "owner": owner,
-                "points": model.missing_points[group],
-                "reason_en": MISSING_REASONS[group][0],
-                "reason_zh": MISSING_REASONS[group][1],
-            }
-            for group, owner in model.missing_owner.items()
-        },
+        version=version, name=name, pdo=pdo, base_score=base_score, base_odds=base_odds, **portal_card(model)
     )
     validation = quality.measure(quality.world_scores(card, test), test.bads)
     in_sample = quality.measure(quality.world_scores(card, train), train.bads)
@@ -596,12 +786,29 @@ def _calibrate(
         "validation": test.describe(),
         "group_weights": _group_weights(card.features),
         "dropped": model.dropped,
-        "method": (
-            "monotone bins (declared direction, pool-adjacent-violators), weight of evidence, logistic "
-            "regression with one indicator per missing group, points = -factor * coefficient * WoE"
-        ),
+        "development": model.report,
+        "method": model.report["method"],
     }
     return {"version": version, **{name: getattr(card, name) for name in SCORECARD_FIELDS}}
+
+
+def portal_card(model: calibration.FittedModel) -> dict[str, Any]:
+    """base_points, features and missing_groups of a scorecard fitted on the portal's features."""
+    return {
+        "base_points": model.base_points,
+        "features": [_feature_definition(f) for f in model.features],
+        "missing_groups": {
+            group: {
+                "owner": owner,
+                "points": next(
+                    b["points"] for f in model.features if f.code == owner for b in f.bins if b["missing"]
+                ),
+                "reason_en": MISSING_REASONS[group][0],
+                "reason_zh": MISSING_REASONS[group][1],
+            }
+            for group, owner in model.missing_owner.items()
+        },
+    }
 
 
 def _feature_definition(fitted: calibration.FittedFeature) -> dict[str, Any]:
@@ -615,19 +822,8 @@ def _feature_definition(fitted: calibration.FittedFeature) -> dict[str, Any]:
         "reason_zh": spec.reason_zh,
         "risk_rises": spec.risk_rises,
         "missing_group": spec.missing_group,
-        "coefficient": round(fitted.coefficient, 6),
-        "bins": [
-            {
-                "lower": b.lower,
-                "upper": b.upper,
-                "missing": b.missing,
-                "points": points,
-                "woe": round(b.woe, 4),
-                "count": b.count,
-                "bad_rate": round(b.bad_rate, 4),
-            }
-            for b, points in zip(fitted.bins, fitted.points, strict=True)
-        ],
+        "iv": fitted.iv,
+        "bins": fitted.bins,
     }
 
 

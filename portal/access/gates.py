@@ -20,6 +20,7 @@ EVERYONE = frozenset(Role)
 GATES: dict[str, frozenset[str]] = {
     "me": EVERYONE,
     "scoring_models": EVERYONE,
+    "scoring_models_decide": frozenset({COMPLIANCE}),  # validate, approve, activate a model version
     "dashboard": frozenset({REGULATOR}),  # the regulator's start page
     "segments": frozenset({REGULATOR, SHAREHOLDER, COMPLIANCE, ADMIN}),  # segment names and sizes
     "segment_summary": frozenset({REGULATOR, SHAREHOLDER, ADMIN}),  # a segment's figures

@@ -36,6 +36,12 @@ urlpatterns = [
     ),
     path("consumers/<str:public_id>/scores/", scoring.ConsumerScoresView.as_view(), name="consumer-scores"),
     path("scoring/models/", scoring.ScorecardListView.as_view(), name="scoring-models"),
+    path("scoring/models/<str:version>/", scoring.ScorecardDetailView.as_view(), name="scoring-model"),
+    path(
+        "scoring/models/<str:version>/<str:step>/",
+        scoring.ScorecardStepView.as_view(),
+        name="scoring-model-step",
+    ),
     path("scoring/runs/", scoring.ScoreRunListView.as_view(), name="scoring-runs"),
     path("scoring/runs/<str:run_id>/", scoring.ScoreRunDetailView.as_view(), name="scoring-run"),
     path("transactions/", records.TransactionListView.as_view(), name="transaction-list"),

@@ -1,5 +1,6 @@
 """The maths of scorecards: PDO scaling, clipping, monotone binning, logistic regression, AUC and deciles."""
 
+import itertools
 import math
 import random
 from types import SimpleNamespace
@@ -53,42 +54,49 @@ def test_reason_is_the_points_lost_against_the_best_bin():
     assert score_features(_card(600, 20), {"late_share_pct": 0}).reasons == ()
 
 
+def _fitted(values, bads, *, risk_rises):
+    model = calibration.fit_scorecard(
+        [calibration.Candidate("x", risk_rises=risk_rises, missing_group=None)],
+        [{"x": v} for v in values],
+        bads,
+        pdo=40,
+        base_score=660,
+        base_odds=32,
+        folds=3,
+    )
+    return model, model.features[0].bins
+
+
 def test_bins_follow_the_declared_direction():
     rng = random.Random(1)
     values = [rng.randint(0, 100) for _ in range(5_000)]
     # Risk rises with the value, with noise that makes raw quantile bins non-monotone.
     bads = [rng.random() < 0.02 + 0.002 * v + (0.05 if 40 <= v < 50 else 0) for v in values]
-    bins = calibration.bin_feature(values, bads, risk_rises=True)
-    present = [b for b in bins if not b.missing]
-    rates = [b.bad_rate for b in present]
+    model, bins = _fitted(values, bads, risk_rises=True)
+    present = [b for b in bins if not b["missing"]]
+    assert len(present) > 1
+    rates = [b["bad_rate"] for b in present]
     assert rates == sorted(rates)
-    assert bins[-1].missing
-    assert all(b.count >= calibration.MIN_BIN_SHARE * len(values) for b in present)
-    # WoE is the log of good share over bad share: safer bins have larger WoE.
-    assert [b.woe for b in present] == sorted((b.woe for b in present), reverse=True)
+    assert bins[-1]["missing"]
+    # Integer edges, [lower, upper), contiguous: what the production SQL applies.
+    assert present[0]["lower"] is None and present[-1]["upper"] is None
+    assert all(
+        a["upper"] == b["lower"] and isinstance(a["upper"], int) for a, b in itertools.pairwise(present)
+    )
+    # WoE is the log of good share over bad share: safer bins have larger WoE and more points.
+    assert [b["woe"] for b in present] == sorted((b["woe"] for b in present), reverse=True)
+    assert [b["points"] for b in present] == sorted((b["points"] for b in present), reverse=True)
+    assert sum(b["count"] for b in bins) == len(values)
+    assert 0.5 < model.report["cv_auc"] < 1 and model.report["folds"] == 3
 
 
 def test_a_feature_against_its_declared_direction_pools_into_one_bin():
     rng = random.Random(2)
     values = [rng.randint(0, 100) for _ in range(3_000)]
     bads = [rng.random() < 0.01 + 0.003 * v for v in values]
-    bins = calibration.bin_feature(values, bads, risk_rises=False)
-    assert len([b for b in bins if not b.missing]) == 1
-
-
-def test_logistic_regression_recovers_known_coefficients():
-    rng = random.Random(3)
-    rows, bads = [], []
-    for _ in range(20_000):
-        x1, x2 = rng.gauss(0, 1), rng.gauss(0, 1)
-        rows.append([x1, x2])
-        bads.append(rng.random() < 1 / (1 + math.exp(-(-2.0 + 1.2 * x1 - 0.7 * x2))))
-    b0, b1, b2 = calibration.fit_logistic(rows, bads)
-    assert (b0, b1, b2) == (
-        pytest.approx(-2.0, abs=0.1),
-        pytest.approx(1.2, abs=0.1),
-        pytest.approx(-0.7, abs=0.1),
-    )
+    model, bins = _fitted(values, bads, risk_rises=False)
+    assert len([b for b in bins if not b["missing"]]) == 1
+    assert "x" in model.dropped
 
 
 def test_auc_counts_ties_as_half():
@@ -115,7 +123,7 @@ def test_missing_values_get_their_own_points_per_group():
         calibration.Candidate("income", risk_rises=False, missing_group=None),
     ]
     rows, bads = [], []
-    for _ in range(8_000):
+    for _ in range(4_000):
         risk = rng.random()
         thin = rng.random() < 0.4
         late = None if thin else int(risk * 50 + rng.gauss(0, 5))
@@ -124,15 +132,13 @@ def test_missing_values_get_their_own_points_per_group():
             {"late": late, "worst": worst, "income": int(10_000 - 6_000 * risk + rng.gauss(0, 1_000))}
         )
         bads.append(rng.random() < 0.01 + 0.15 * risk * risk)
-    model = calibration.fit_scorecard(candidates, rows, bads, pdo=40, base_score=660, base_odds=32)
+    model = calibration.fit_scorecard(candidates, rows, bads, pdo=40, base_score=660, base_odds=32, folds=3)
     assert [f.code for f in model.features] == ["late", "worst", "income"]
     assert model.missing_owner == {"no_history": "late"}
-    by_code = {f.code: f for f in model.features}
-    # The group's points sit on its owner's missing bin; the other member's missing bin scores nothing.
-    assert by_code["late"].points[-1] == model.missing_points["no_history"]
-    assert by_code["worst"].points[-1] == 0
     for feature in model.features:
-        assert feature.coefficient < 0
-        present = [p for b, p in zip(feature.bins, feature.points, strict=True) if not b.missing]
+        assert feature.bins[-1]["missing"] and feature.iv > 0
+        present = [b["points"] for b in feature.bins if not b["missing"]]
         # Points fall as risk rises (late, worst) and rise with income.
         assert present == sorted(present, reverse=feature.code != "income")
+    assert set(model.report["iv"]) == {"late", "worst", "income"}
+    assert abs(model.report["cv_auc"] - model.report["baseline_cv_auc"]) < 0.05

@@ -1,5 +1,6 @@
 """The feature SQL and the scoring SQL against plain-Python references, on a small loaded world."""
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 from portal.records.models import Account, Consumer, Transaction
 from scoring import features
 from scoring.features import CODES, Window, cutoff_of, months_before, query_features
-from scoring.scorecards import SCORED_COLUMNS, score_features, scored_sql
+from scoring.scorecards import SCORED_COLUMNS, max_points, score_features, scored_sql
 
 CREDIT = {"credit_line", "instalment_loan", "cash_loan"}
 LOANS = {"instalment_loan", "cash_loan"}
@@ -145,6 +146,13 @@ def test_scoring_sql_matches_the_python_scorecard(world, scorecard):
             if row[f"reason_{slot}_code"]
         ]
         assert reasons == [(r.code, r.text_en, r.text_zh, r.points_lost) for r in scored.reasons]
+        # Points lost per characteristic add up exactly to the maximum minus the unclipped score.
+        lost = row["points_lost"] if isinstance(row["points_lost"], dict) else json.loads(row["points_lost"])
+        assert lost == scored.points_lost and set(lost) == {f["code"] for f in scorecard.features}
+        assert row["unclipped"] == scored.unclipped
+        assert sum(lost.values()) == max_points(scorecard) - row["unclipped"]
+        assert min(lost.values()) >= 0
+        assert row["value"] == min(850, max(300, row["unclipped"]))
         # Most points lost first.
         assert [r[3] for r in reasons] == sorted((r[3] for r in reasons), reverse=True)
         with_reasons += bool(reasons)

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -63,10 +64,17 @@ def test_full_run_scores_every_consumer_once_in_chunks(
     assert len(ScoreChunk.objects.filter(run=run).values_list("celery_task_id", flat=True).distinct()) == 3
     # Started and finished are audit events attributed to the requester.
     events = AuditEvent.objects.filter(resource_kind="score_run", requested_id=str(run.pk)).order_by("id")
-    assert [(e.action, e.outcome, e.actor_id, e.row_count) for e in events] == [
+    run.refresh_from_db()
+    drift = [] if run.monitoring["level"] == "stable" else [(f"scoring.run.psi_{run.monitoring['level']}",)]
+    assert [(e.action, e.outcome, e.actor_id, e.row_count) for e in events][:2] == [
         ("scoring.run.started", "allowed", compliance.pk, 60),
         ("scoring.run.finished", "allowed", compliance.pk, 60),
     ]
+    assert [(e.action,) for e in events][2:] == drift
+    # Stability against the development sample, per characteristic (the shipped card keeps bin counts).
+    assert run.monitoring["scores"] == 60
+    assert set(run.monitoring["features"]) == {f["code"] for f in scorecard.features}
+    assert all(sum(f["counts"]) == 60 for f in run.monitoring["features"].values())
 
 
 def test_rerunning_a_chunk_adds_nothing(world, scorecard, django_capture_on_commit_callbacks):
@@ -258,10 +266,14 @@ def test_a_chunk_costs_the_same_queries_whatever_its_size(
     # on PostgreSQL, set_config making that commit synchronous again.
     for index, chunk in enumerate(chunks[1:-1], start=1):
         services.score_chunk_process(chunk_id=chunk.pk, task_id=f"t-{index}")
-    with django_assert_num_queries(9 + savepoints + 2 * tuning + 2):
+    # The run's stability: its scorecard, two aggregates over its scores; a drift past 0.1 adds one more
+    # event (its savepoint, INSERT and release). None of it depends on the run's size.
+    with CaptureQueriesContext(connection) as finishing:
         services.score_chunk_process(chunk_id=chunks[-1].pk, task_id="t-last")
     run.refresh_from_db()
     assert run.status == "finished"
+    drift = 0 if run.monitoring["level"] == "stable" else 1 + savepoints
+    assert len(finishing.captured_queries) == 9 + savepoints + 2 * tuning + 2 + 3 + drift
 
 
 def test_beat_tasks_are_registered_under_the_scheduled_names(db, settings):

@@ -77,9 +77,12 @@ def test_full_run_completes_in_a_worker_process(celery_worker_process, scorecard
     chunk_tasks = set(ScoreChunk.objects.filter(run=run).values_list("celery_task_id", flat=True))
     assert set(scores.values_list("celery_task_id", flat=True)) == chunk_tasks and len(chunk_tasks) == 4
     assert not Consumer.objects.filter(current_score__isnull=True).exists()
+    run.refresh_from_db()
+    drift = set() if run.monitoring["level"] == "stable" else {f"scoring.run.psi_{run.monitoring['level']}"}
     assert set(AuditEvent.objects.filter(requested_id=str(run.pk)).values_list("action", flat=True)) == {
         "scoring.run.started",
         "scoring.run.finished",
+        *drift,
     }
 
 

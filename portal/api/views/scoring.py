@@ -77,8 +77,62 @@ class ScorecardListView(PortalView):
     def get(self, request: Request) -> Response:
         params.reject_unknown(request, set())
         self.note.resource_kind = "scorecard"
-        page = SCORECARD_PAGES.paginate(request, Scorecard.objects.all())
+        page = SCORECARD_PAGES.paginate(
+            request,
+            Scorecard.objects.select_related("fitted_by", "validated_by", "approved_by", "activated_by"),
+        )
         return Response(page.as_dict([selectors.scorecard_model_card(card) for card in page.results]))
+
+
+class ScorecardDetailView(PortalView):
+    """One model version's card: source, features with bins, points and IV, the validation report, who
+    fitted, validated, approved and activated it and when, its yearly review, and its latest stability."""
+
+    gate = "scoring_models"
+    action = "scoring.model.read"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, version: str) -> Response:
+        params.reject_unknown(request, set())
+        self.note.resource_kind, self.note.requested_id = "scorecard", version[:100]
+        card = selectors.scorecard_list().filter(version=version).first()
+        if card is None:
+            raise NotFound(NOT_FOUND)
+        return Response(
+            {**selectors.scorecard_model_card(card), "stability": selectors.scorecard_stability(card)}
+        )
+
+
+class ScorecardStepView(PortalView):
+    """POST validate, approve or activate: a compliance officer who did not fit the model; every step and
+    every refusal is on the audit trail."""
+
+    gate = "scoring_models_decide"
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description="The step is refused; `detail` says why."),
+        },
+    )
+    def post(self, request: Request, version: str, step: str) -> Response:
+        self.note.resource_kind, self.note.requested_id = "scorecard", version[:100]
+        self.note.action = f"scoring.model.{step[:20]}"
+        run_step = services.LIFECYCLE.get(step)
+        card = Scorecard.objects.filter(version=version).first()
+        if run_step is None or card is None:
+            raise NotFound(NOT_FOUND)
+        try:
+            card = run_step(scorecard=card, actor=self.user)
+        except services.GovernanceError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        except AuditWriteError:
+            return Response(
+                {"detail": "The audit trail is unavailable."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+            )
+        card = selectors.scorecard_list().get(pk=card.pk)
+        return Response(selectors.scorecard_model_card(card))
 
 
 class ScoreRunListView(PortalView):

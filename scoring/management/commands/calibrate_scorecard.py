@@ -1,7 +1,10 @@
 """manage.py calibrate_scorecard: fit a scorecard on one generated world, measure it on another, and write it.
 
     manage.py calibrate_scorecard --scorecard-version 2026.1 --output scoring/data/scorecard-2026.1.json
-    manage.py calibrate_scorecard --scorecard-version 2026.2 --install --activate
+    manage.py calibrate_scorecard --scorecard-version 2026.2 --install
+
+--install stores a draft: it goes live only through validation, approval by a second person and activation
+(manage.py scorecard_lifecycle). For a draft with a fitter and a k-fold validation report, use fit_scorecard.
 
 The worlds are loaded into the current database and rolled back afterwards (unless --keep-worlds); the load
 locks the records tables while it lasts, so in production point DATABASE_URL at a scratch database.
@@ -43,15 +46,12 @@ class Command(BaseCommand):
         parser.add_argument("--output", type=Path, help="write the scorecard as JSON to this file")
         parser.add_argument("--install", action="store_true", help="store the scorecard in the database")
         parser.add_argument(
-            "--activate", action="store_true", help="make it the active scorecard (implies --install)"
-        )
-        parser.add_argument(
             "--keep-worlds", action="store_true", help="keep the loaded worlds in the database"
         )
 
     def handle(self, *args, **options) -> None:
-        if not (options["output"] or options["install"] or options["activate"]):
-            raise CommandError("say what to do with the scorecard: --output FILE and/or --install/--activate")
+        if not (options["output"] or options["install"]):
+            raise CommandError("say what to do with the scorecard: --output FILE and/or --install")
         if options["seed"] == options["validation_seed"]:
             raise CommandError(
                 "--seed and --validation-seed must differ: measuring on the training world leaks"
@@ -90,8 +90,6 @@ class Command(BaseCommand):
                 json.dumps(definition, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
             )
             self.stdout.write(f"Wrote {options['output']}")
-        if options["install"] or options["activate"]:
-            scorecard = services.scorecard_import(definition=definition, activate=options["activate"])
-            self.stdout.write(
-                f"Installed scorecard {scorecard.version}{' (active)' if scorecard.is_active else ''}"
-            )
+        if options["install"]:
+            scorecard = services.scorecard_import(definition=definition)
+            self.stdout.write(f"Installed scorecard {scorecard.version} as a {scorecard.status}")
