@@ -73,7 +73,9 @@ class ScorecardListView(PortalView):
     gate = "scoring_models"
     action = "scoring.models.read"
 
-    @extend_schema(parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="v1_scoring_models_list", parameters=CURSOR_PARAMS, responses=OpenApiTypes.OBJECT
+    )
     def get(self, request: Request) -> Response:
         params.reject_unknown(request, set())
         self.note.resource_kind = "scorecard"
