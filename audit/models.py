@@ -63,6 +63,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor_organisation", "occurred_at"], name="audit_org_time"),
             models.Index(fields=["action", "occurred_at"], name="audit_action_time"),
             models.Index(fields=["outcome", "occurred_at"], name="audit_outcome_time"),
+            # The grant page lists the accesses made under a grant, newest first.
+            models.Index(fields=["grant_id", "occurred_at"], name="audit_grant_time"),
             # The sealer's work list: unsealed events in id order.
             models.Index(
                 fields=["id"], name="audit_unsealed", condition=models.Q(chain_position__isnull=True)
@@ -159,3 +161,29 @@ class AuditMerkleNode(models.Model):
 
     def __str__(self) -> str:
         return f"node {self.level}/{self.index}"
+
+
+class AuditCosignature(models.Model):
+    """A witness's cosignature (c2sp.org/tlog-cosignature) of a checkpoint's note: the witness, run by a
+    regulator, checked that the log only grew since the last checkpoint it cosigned. Append-only; verified
+    under the witness's key before it is stored, and served with the note."""
+
+    id = models.BigAutoField(primary_key=True)
+    checkpoint = models.ForeignKey(
+        AuditCheckpoint, on_delete=models.PROTECT, related_name="cosignatures", verbose_name=_("checkpoint")
+    )
+    # The witness's verifier key (<name>+<key id>+<base64(0x04 || key)>): the name and the key it signs with.
+    witness_key = models.CharField(_("witness key"), max_length=300)
+    signature = models.TextField(_("cosignature line"))
+    cosigned_at = models.DateTimeField(_("cosigned at"))  # the cosignature's own timestamp
+    created_at = models.DateTimeField(_("stored at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("audit checkpoint cosignature")
+        verbose_name_plural = _("audit checkpoint cosignatures")
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "witness_key"], name="audit_cosignature_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.witness_key.split('+', 1)[0]} @{self.checkpoint_id}"

@@ -3,17 +3,17 @@ and chain status. Querysets come back ordered newest first; callers paginate the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from audit import chain, checkpoints
-from audit.models import AuditCheckpoint, AuditEvent, AuditSubject
+from audit import chain, checkpoints, cosigning
+from audit.models import AuditCheckpoint, AuditCosignature, AuditEvent, AuditSubject
 
 # What the per-consumer log shows of each event (the inquiry list of a credit report).
 ACCESS_LOG_FIELDS = (
@@ -117,6 +117,10 @@ class ChainStatus:
     # age, and whether it is older than AUDIT_CHECKPOINT_MAX_AGE (or missing while events are sealed).
     checkpoint_age_seconds: float | None = None
     checkpoint_warning: bool = False
+    # Each witness of AUDIT_WITNESSES: the largest checkpoint it cosigned, whether it has cosigned the
+    # latest, and what the last submission came to; a warning when one is behind.
+    witnesses: list[dict[str, Any]] = field(default_factory=list)
+    witness_warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +140,7 @@ def chain_status() -> ChainStatus:
         None if latest is None else max(0.0, (timezone.now() - latest.created_at).total_seconds())
     )
     key = checkpoints.public_key()
+    witnesses = witness_status(latest)
     return ChainStatus(
         sealed=head.position,
         pending=pending["count"],
@@ -149,4 +154,45 @@ def chain_status() -> ChainStatus:
         checkpoint_age_seconds=checkpoint_age,
         checkpoint_warning=head.position > 0
         and (checkpoint_age is None or checkpoint_age > settings.AUDIT_CHECKPOINT_MAX_AGE),
+        witnesses=witnesses,
+        witness_warning=any(not w["ok"] for w in witnesses),
     )
+
+
+# A witness may take this long to cosign a new checkpoint before it counts as behind (unless its last
+# submission already failed).
+WITNESS_GRACE_SECONDS = 120
+
+
+def witness_status(latest: AuditCheckpoint | None) -> list[dict[str, Any]]:
+    """Per configured witness: the largest checkpoint it cosigned, and whether it vouches for `latest`
+    (one query for all witnesses; the last attempt's outcome comes from the cache)."""
+    configured = cosigning.witnesses()
+    if not configured:
+        return []
+    cosigned = {
+        row["witness_key"]: row
+        for row in AuditCosignature.objects.filter(witness_key__in=[w.key for w in configured])
+        .values("witness_key")
+        .annotate(size=Max("checkpoint__tree_size"), at=Max("cosigned_at"))
+    }
+    age = None if latest is None else (timezone.now() - latest.created_at).total_seconds()
+    found = []
+    for target in configured:
+        row = cosigned.get(target.key, {})
+        size = row.get("size") or 0
+        attempt = cosigning.last_attempt(target.key)
+        current = latest is None or size >= (latest.tree_size or 0)
+        failed = attempt is not None and attempt["outcome"] != "cosigned"
+        found.append(
+            {
+                "name": target.name,
+                "url": target.url,
+                "cosigned_size": size,
+                "cosigned_at": row.get("at"),
+                "current": current,
+                "last_attempt": attempt,
+                "ok": current or not (failed or (age is not None and age > WITNESS_GRACE_SECONDS)),
+            }
+        )
+    return found

@@ -1,7 +1,8 @@
 """The database's own refusal to rewrite the audit trail: trigger SQL for PostgreSQL and SQLite, installed by
 migration 0003, re-installed after every migrate, and inspected by the system check audit.E001.
 
-The rule on every audit table, and on every monthly partition of the events and subjects tables (PostgreSQL):
+The rule on every audit table (events, subjects, checkpoints, Merkle tree nodes, witness cosignatures), and
+on every monthly partition of the events and subjects tables (PostgreSQL):
 no UPDATE, no DELETE, no TRUNCATE. One exception: the sealer may fill the chain columns of an event once (from
 NULL/'' to values) while every other column stays identical. And since that is the only way into the chain, an
 event cannot be inserted with its chain columns already filled.
@@ -18,7 +19,12 @@ from typing import Any
 EVENT_TABLE = "audit_auditevent"
 SUBJECT_TABLE = "audit_auditsubject"
 CHECKPOINT_TABLE = "audit_auditcheckpoint"
-TABLES = (EVENT_TABLE, SUBJECT_TABLE, CHECKPOINT_TABLE)
+MERKLE_TABLE = "audit_auditmerklenode"
+COSIGNATURE_TABLE = "audit_auditcosignature"
+TABLES = (EVENT_TABLE, SUBJECT_TABLE, CHECKPOINT_TABLE, MERKLE_TABLE, COSIGNATURE_TABLE)
+# The tables of migration 0003; the others come with later migrations, and their rule applies once they exist
+# (each later migration installs it).
+FIRST_TABLES = TABLES[:3]
 # Partitioned by month of occurred_at on PostgreSQL (a subject carries its event's time).
 PARTITIONED_TABLES = (EVENT_TABLE, SUBJECT_TABLE)
 CHAIN_COLUMNS = ("chain_position", "prev_hash", "hash", "sealed_at")
@@ -113,12 +119,15 @@ class Trigger:
         return level | _BEFORE | _OPERATION_BITS[self.operation]
 
 
-def triggers(vendor: str, partitions: Iterable[tuple[str, str]] = ()) -> list[Trigger]:
+def triggers(
+    vendor: str, partitions: Iterable[tuple[str, str]] = (), tables: Iterable[str] = TABLES
+) -> list[Trigger]:
     """The triggers the rule needs on this database (SQLite has no TRUNCATE: DELETE covers it), given the
-    partitions of the events and subjects tables as (table, partition) pairs (PostgreSQL)."""
+    partitions of the events and subjects tables as (table, partition) pairs (PostgreSQL) and the audit
+    tables that exist."""
     operations = ("UPDATE", "DELETE", "TRUNCATE") if vendor == "postgresql" else ("UPDATE", "DELETE")
     rule = [Trigger(EVENT_TABLE, "INSERT")] + [
-        Trigger(table, operation) for table in TABLES for operation in operations
+        Trigger(table, operation) for table in TABLES if table in tables for operation in operations
     ]
     return rule + [
         Trigger(table, operation, partition)
@@ -155,6 +164,13 @@ def subject_partitions(connection: Any) -> list[str]:
 def all_partitions(connection: Any) -> list[tuple[str, str]]:
     """Every partition of the partitioned audit tables, as (table, partition) pairs."""
     return [(table, name) for table in PARTITIONED_TABLES for name in table_partitions(connection, table)]
+
+
+def present_tables(connection: Any) -> list[str]:
+    """The audit tables this database has (a later table is absent until its migration ran)."""
+    with connection.cursor() as cursor:
+        present = set(connection.introspection.table_names(cursor))
+    return [table for table in TABLES if table in present]
 
 
 def _quote(connection: Any, name: str) -> str:
@@ -211,7 +227,7 @@ def _pg_problems(connection: Any) -> dict[Trigger, str]:
         cursor.execute(_PG_INSPECT, [[*TABLES, *(name for _, name in partitions)]])
         found = {(row[0], row[1]): row[2:] for row in cursor.fetchall()}
     problems: dict[Trigger, str] = {}
-    for trigger in triggers("postgresql", partitions):
+    for trigger in triggers("postgresql", partitions, present_tables(connection)):
         state = found.get((trigger.relation, trigger.name))
         if state is None:
             problems[trigger] = "missing"
@@ -271,13 +287,13 @@ def _sqlite_trigger_sql(connection: Any, trigger: Trigger) -> str:
 def _sqlite_problems(connection: Any) -> dict[Trigger, str]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT name, tbl_name, sql FROM sqlite_master "
-            "WHERE type = 'trigger' AND tbl_name IN (%s, %s, %s)",
+            "SELECT name, tbl_name, sql FROM sqlite_master "  # noqa: S608 (placeholders only)
+            f"WHERE type = 'trigger' AND tbl_name IN ({', '.join(['%s'] * len(TABLES))})",
             list(TABLES),
         )
         found = {(row[1], row[0]): row[2] for row in cursor.fetchall()}
     problems: dict[Trigger, str] = {}
-    for trigger in triggers("sqlite"):
+    for trigger in triggers("sqlite", tables=present_tables(connection)):
         sql = found.get((trigger.table, trigger.name))
         if sql is None:
             problems[trigger] = "missing"
@@ -302,7 +318,7 @@ def problems(connection: Any) -> dict[Trigger, str]:
 def tables_exist(connection: Any) -> bool:
     with connection.cursor() as cursor:
         present = set(connection.introspection.table_names(cursor))
-    return all(table in present for table in TABLES)
+    return all(table in present for table in FIRST_TABLES)
 
 
 def install(connection: Any) -> list[Trigger]:
@@ -346,7 +362,7 @@ def uninstall(connection: Any) -> None:
     statements = [
         f"DROP TRIGGER IF EXISTS {_quote(connection, t.name)}"
         + (f" ON {_quote(connection, t.relation)}" if connection.vendor == "postgresql" else "")
-        for t in triggers(connection.vendor, all_partitions(connection))
+        for t in triggers(connection.vendor, all_partitions(connection), present_tables(connection))
         if not t.cloned
     ]
     if connection.vendor == "postgresql":

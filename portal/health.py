@@ -72,6 +72,17 @@ def _audit() -> dict:
         if status.checkpoint_age_seconds is None
         else round(status.checkpoint_age_seconds),
         "checkpoint_warning": status.checkpoint_warning,
+        # Witnesses never make the portal unavailable: one that is behind or refusing is a warning.
+        "witnesses": [
+            {
+                "name": w["name"],
+                "ok": w["ok"],
+                "cosigned_size": w["cosigned_size"],
+                "last_attempt": (w["last_attempt"] or {}).get("outcome"),
+            }
+            for w in status.witnesses
+        ],
+        "witness_warning": status.witness_warning,
     }
 
 
@@ -99,6 +110,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     warnings = [name for name in ("beat",) if not checks[name]["ok"]]
     if checks["audit"].get("checkpoint_warning"):
         warnings.append("audit_checkpoint")  # the newest valid checkpoint is too old, or there is none
+    if checks["audit"].get("witness_warning"):
+        warnings.append("audit_witness")  # a witness has not cosigned the latest checkpoint
     if not healthy:
         status = "unavailable"
     elif warnings:

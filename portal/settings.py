@@ -405,6 +405,20 @@ AUDIT_PENDING_WARNING_SECONDS = 60
 # /healthz warns.
 AUDIT_LOG_ORIGIN = envstr("AUDIT_LOG_ORIGIN", "portal.example.org/audit-log")
 AUDIT_CHECKPOINT_MAX_AGE = envint("AUDIT_CHECKPOINT_MAX_AGE", "600")
+# Witnesses (c2sp.org/tlog-witness) that cosign each new checkpoint: comma-separated "<URL> <verifier key>"
+# pairs, the URL the witness's submission prefix (POST <URL>/add-checkpoint), the key what its operator
+# published (`manage.py audit_witness --print-key`). A slow or refusing witness never blocks sealing or reads.
+AUDIT_WITNESSES = [
+    tuple(entry.split()) for entry in envstr("AUDIT_WITNESSES", "").split(",") if entry.strip()
+]
+if any(len(entry) != 2 for entry in AUDIT_WITNESSES):
+    raise ImproperlyConfigured('AUDIT_WITNESSES is comma-separated "<URL> <verifier key>" pairs')
+AUDIT_WITNESS_TIMEOUT = envint("AUDIT_WITNESS_TIMEOUT", "5")
+# Earlier checkpoint signing public keys (base64 of 32 raw bytes, comma-separated), kept after a key rotation
+# so that checkpoints signed before it still verify; a checkpoint under any other key fails verification.
+AUDIT_RETIRED_PUBLIC_KEYS = [
+    k.strip() for k in envstr("AUDIT_RETIRED_PUBLIC_KEYS", "").split(",") if k.strip()
+]
 # The reviewed list of paths that serve no consumer data and are not audited (prefixes). Everything else is.
 AUDIT_EXEMPT_PATH_PREFIXES = ["/healthz", "/static/", "/api/schema/", "/api/docs/", "/favicon.ico"]
 

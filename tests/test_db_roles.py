@@ -135,6 +135,11 @@ def test_application_role_reads_and_appends_audit_events_only(roles, db):
             "'Ed25519', 'k', 's', '', '')",
             "INSERT INTO audit_auditmerklenode (level, index, hash) VALUES (0, 0, '\\x00')",
             "UPDATE audit_auditmerklenode SET hash = '\\x00'",
+            "DELETE FROM audit_auditmerklenode",
+            "INSERT INTO audit_auditcosignature (checkpoint_id, witness_key, signature, cosigned_at, "
+            "created_at) VALUES (1, 'w', 's', now(), now())",
+            "UPDATE audit_auditcosignature SET signature = ''",
+            "DELETE FROM audit_auditcosignature",
         ):
             assert refused(sql) == INSUFFICIENT_PRIVILEGE, sql
         with connection.cursor() as cursor:
@@ -171,6 +176,9 @@ def test_sealer_role_seals_and_signs_but_changes_nothing_else(roles, db, setting
             "INSERT INTO audit_auditevent (occurred_at, action, outcome) VALUES (now(), 'x', 'allowed')",
             "UPDATE audit_auditcheckpoint SET head_hash = ''",
             "DELETE FROM audit_auditcheckpoint",
+            "UPDATE audit_auditmerklenode SET hash = '\\x00'",
+            "DELETE FROM audit_auditmerklenode",
+            "UPDATE audit_auditcosignature SET signature = ''",
             "TRUNCATE audit_auditevent",
             "ALTER TABLE audit_auditevent DISABLE TRIGGER ALL",
             "SELECT count(*) FROM records_consumer",

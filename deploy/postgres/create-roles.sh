@@ -95,10 +95,11 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.atta
 GROUP BY n.nspname, c.relname, grantee \gexec
 
 -- The application: reads and writes its data, but only reads and appends to the audit trail. No TRUNCATE,
--- TRIGGER or REFERENCES anywhere; not owning a table, it can neither ALTER nor DISABLE TRIGGER. Checkpoints
--- and the Merkle tree only the sealer writes: the application reads them.
+-- TRIGGER or REFERENCES anywhere; not owning a table, it can neither ALTER nor DISABLE TRIGGER. Checkpoints,
+-- the Merkle tree and witness cosignatures only the sealer writes: the application reads them.
 SELECT format('GRANT %s ON %I.%I TO %I',
-              CASE WHEN c.relname IN ('audit_auditcheckpoint', 'audit_auditmerklenode') THEN 'SELECT'
+              CASE WHEN c.relname IN ('audit_auditcheckpoint', 'audit_auditmerklenode',
+                                      'audit_auditcosignature') THEN 'SELECT'
                    WHEN c.relname LIKE :audit_tables THEN 'SELECT, INSERT'
                    ELSE 'SELECT, INSERT, UPDATE, DELETE' END,
               n.nspname, c.relname, :'app')
@@ -127,7 +128,8 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'public' AND p.proname = 'audit_event_detach_partition' \gexec
 
 -- The sealer: reads the trail, fills the chain columns of events (the append-only trigger still allows that
--- only once, from empty to values), appends the Merkle tree's hashes and signed checkpoints. Nothing else.
+-- only once, from empty to values), appends the Merkle tree's hashes, signed checkpoints and the witnesses'
+-- cosignatures of them. Nothing else.
 SELECT format('GRANT SELECT ON %I.%I TO %I', n.nspname, c.relname, :'sealer')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname LIKE :audit_tables \gexec
@@ -137,11 +139,13 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relname = 'audit_auditevent' \gexec
 SELECT format('GRANT INSERT ON %I.%I TO %I', n.nspname, c.relname, :'sealer')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'public' AND c.relname IN ('audit_auditcheckpoint', 'audit_auditmerklenode') \gexec
+WHERE n.nspname = 'public'
+  AND c.relname IN ('audit_auditcheckpoint', 'audit_auditmerklenode', 'audit_auditcosignature') \gexec
 SELECT format('GRANT USAGE, SELECT ON SEQUENCE %I.%I TO %I', n.nspname, c.relname, :'sealer')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind = 'S'
-  AND (c.relname LIKE 'audit\_auditcheckpoint%' OR c.relname LIKE 'audit\_auditmerklenode%') \gexec
+  AND (c.relname LIKE 'audit\_auditcheckpoint%' OR c.relname LIKE 'audit\_auditmerklenode%'
+       OR c.relname LIKE 'audit\_auditcosignature%') \gexec
 
 -- Objects the owner creates later (new tables of a migration, partitions made at run time by its SECURITY
 -- DEFINER functions): the app may read and append at once, whatever the table, so a new audit partition is

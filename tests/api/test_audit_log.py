@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from audit import chain, checkpoints, merkle, notes
-from audit.models import AuditCheckpoint, AuditEvent
+from audit import chain, checkpoints, cosigning, merkle, notes, selectors, tasks, witness
+from audit.models import AuditCheckpoint, AuditCosignature, AuditEvent
 from portal.access import services as access_services
 from portal.accounts.models import User
+from portal.api.views import audit as views_audit
 from tests.api.conftest import PERSONAS
+from tests.audit.conftest import WitnessProcess
 
 CCF = "chengdu-chongqing-consumer-finance"
 LOG = "/api/v1/audit/log"
@@ -241,3 +245,108 @@ def test_a_regulator_gets_no_proof_of_another_organisations_look_at_its_consumer
     assert api("regulator").get(f"{LOG}/inclusion/?index={position - 1}").status_code == 404
     assert api("regulator2").get(f"{LOG}/inclusion/?index={position - 1}").status_code == 200
     assert api("auditor").get(f"{LOG}/inclusion/?index={position - 1}").status_code == 200
+
+
+# --- Witnesses (c2sp.org/tlog-witness): a real `manage.py audit_witness` subprocess per test -----------
+
+WITNESS = "witness.regulator.example/w1"
+
+
+@pytest.fixture
+def log_witness(tmp_path, settings) -> Iterator[WitnessProcess]:
+    """A witness configured with this installation's log key, in AUDIT_WITNESSES."""
+    process = WitnessProcess(tmp_path / "witness", WITNESS, [checkpoints.log_verifier_key()])
+    process.start()
+    settings.AUDIT_WITNESSES = [(process.url, process.key)]
+    yield process
+    process.stop()
+
+
+def _grow_and_publish(api):
+    api("auditor").get(f"{LOG}/key")  # an audited read: one more event
+    chain.events_seal()
+    checkpoint = checkpoints.checkpoint_publish()
+    assert checkpoint is not None
+    return checkpoint
+
+
+def test_a_witness_cosigns_and_the_checkpoint_is_served_with_its_cosignature(api, published, log_witness):
+    assert tasks.cosign_checkpoint() == {WITNESS: "cosigned"}
+    later = _grow_and_publish(api)
+    # The second submission carries a consistency proof from the size the witness cosigned first.
+    assert tasks.cosign_checkpoint() == {WITNESS: "cosigned"}
+    assert tasks.cosign_checkpoint() == {WITNESS: "cosigned"}  # idempotent: nothing is sent again
+    assert AuditCosignature.objects.filter(checkpoint=later).count() == 1
+    served = api("regulator").get(f"{LOG}/checkpoint").content.decode()
+    body = witness.note_body(served)
+    assert notes.open_note(served, checkpoints.log_verifier_key()).size == later.tree_size
+    cosignature = served.split("\n\n", 1)[1].splitlines()[1]
+    assert witness.verify_cosignature(body, cosignature, log_witness.key) > 0
+    state = json.loads((log_witness.directory / "state.json").read_text())
+    assert state["logs"][notes.origin()]["size"] == later.tree_size
+
+
+def test_the_checkpoint_note_costs_three_queries(api, published, log_witness, django_assert_num_queries):
+    tasks.cosign_checkpoint()
+    client = api("regulator")
+    client.get(f"{LOG}/key")  # authenticate once, so that the count below is the view's own
+    with django_assert_num_queries(3):
+        # 1 the chain's head, 2 the newest checkpoints of this key (the first verifies),
+        # 3 its cosignatures
+        checkpoint = views_audit._latest_note()
+        cosigning.cosignature_lines(checkpoint)
+    assert client.get(f"{LOG}/checkpoint").status_code == 200
+
+
+def test_a_missing_witness_is_a_warning_and_blocks_no_read(api, published, client, settings):
+    key = witness.cosigner_verifier_key(WITNESS, bytes(32))
+    settings.AUDIT_WITNESSES = [("http://127.0.0.1:9", key)]  # nothing listens on the discard port
+    assert tasks.cosign_checkpoint() == {WITNESS: "unreachable"}
+    status = selectors.chain_status()
+    assert status.witness_warning and status.witnesses[0]["cosigned_size"] == 0
+    health = client.get("/healthz")
+    assert health.status_code in (200, 503)
+    assert "audit_witness" in health.json()["warnings"]
+    assert health.json()["audit"]["witnesses"][0]["last_attempt"] == "unreachable"
+    served = api("regulator").get(f"{LOG}/checkpoint")
+    assert served.status_code == 200 and served.content.decode() == published.note
+    page = api("auditor").get("/api/v1/audit/verify/")
+    assert page.status_code == 200
+
+
+def test_a_witness_that_holds_a_fork_refuses_and_is_reported(api, published, tmp_path, settings):
+    # The witness was shown another tree of the same size before (a split view): it must refuse this one.
+    directory = tmp_path / "witness"
+    directory.mkdir()
+    forged = {"size": published.tree_size, "root": base64.b64encode(bytes(32)).decode()}
+    (directory / "state.json").write_text(json.dumps({"logs": {notes.origin(): forged}}))
+    process = WitnessProcess(directory, WITNESS, [checkpoints.log_verifier_key()])
+    process.start()
+    try:
+        settings.AUDIT_WITNESSES = [(process.url, process.key)]
+        assert tasks.cosign_checkpoint() == {WITNESS: "refused"}
+        assert not AuditCosignature.objects.exists()
+        assert selectors.chain_status().witness_warning
+        # A larger checkpoint is not consistent with the forged root either (422).
+        _grow_and_publish(api)
+        assert tasks.cosign_checkpoint() == {WITNESS: "refused"}
+        attempt = cosigning.last_attempt(process.key)
+        assert attempt is not None and "422" in attempt["detail"]
+    finally:
+        process.stop()
+
+
+def test_a_cosignature_of_another_key_is_not_stored(api, published, log_witness, settings):
+    # The URL answers, but AUDIT_WITNESSES names another key for it: its cosignature vouches for nothing.
+    other = witness.cosigner_verifier_key(WITNESS, bytes(range(32)))
+    settings.AUDIT_WITNESSES = [(log_witness.url, other)]
+    assert tasks.cosign_checkpoint() == {WITNESS: "invalid"}
+    assert not AuditCosignature.objects.exists()
+
+
+def test_cosignatures_are_append_only(published, log_witness):
+    tasks.cosign_checkpoint()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditCosignature.objects.update(signature="forged")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditCosignature.objects.all().delete()

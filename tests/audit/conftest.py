@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from audit import checkpoints, recorder, triggers
@@ -65,3 +71,51 @@ def execute(sql: str, params: list[Any] | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+class WitnessProcess:
+    """`manage.py audit_witness` as a subprocess on a free port, with its key and state under `directory`."""
+
+    def __init__(self, directory: Path, name: str, logs: list[str]) -> None:
+        self.directory, self.name, self.logs = directory, name, logs
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(settings.BASE_DIR) / "manage.py"),
+                "audit_witness",
+                "--name",
+                self.name,
+                "--key-file",
+                str(self.directory / "witness.key"),
+                "--state",
+                str(self.directory / "state.json"),
+                *(argument for log in self.logs for argument in ("--log", log)),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert "listening on" in line, line
+        self.key = line.split()[1]
+        self.url = f"http://{line.split()[-1]}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def post(self, body: bytes) -> tuple[int, str, str]:
+        request = urllib.request.Request(f"{self.url}/add-checkpoint", data=body, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a local test URL)
+                return response.status, response.headers["Content-Type"], response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers["Content-Type"], exc.read().decode()

@@ -4,19 +4,14 @@ over HTTP, with its own key and state file, fed checkpoints of a log whose key i
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from django.conf import settings
 
 from audit import merkle, notes, witness
+from tests.audit.conftest import WitnessProcess
 
 ORIGIN = "log.example.test/audit"
 WITNESS = "witness.regulator.example/w1"
@@ -42,56 +37,9 @@ def _request(old: int, size: int, *, leaves: list[bytes] = LEAVES, note: str | N
     return ("\n".join(lines) + "\n\n" + (note or _note(size, leaves))).encode()
 
 
-class WitnessProcess:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.process: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(settings.BASE_DIR) / "manage.py"),
-                "audit_witness",
-                "--name",
-                WITNESS,
-                "--key-file",
-                str(self.directory / "witness.key"),
-                "--state",
-                str(self.directory / "state.json"),
-                "--log",
-                LOG_VERIFIER,
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert "listening on" in line, line
-        self.key = line.split()[1]
-        self.url = f"http://{line.split()[-1]}"
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def post(self, body: bytes) -> tuple[int, str, str]:
-        request = urllib.request.Request(f"{self.url}/add-checkpoint", data=body, method="POST")  # noqa: S310
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a local test URL)
-                return response.status, response.headers["Content-Type"], response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers["Content-Type"], exc.read().decode()
-
-
 @pytest.fixture
 def running(tmp_path) -> Iterator[WitnessProcess]:
-    process = WitnessProcess(tmp_path)
+    process = WitnessProcess(tmp_path, WITNESS, [LOG_VERIFIER])
     process.start()
     yield process
     process.stop()

@@ -15,7 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit import chain, checkpoints, notes, selectors, tiles, verify
+from audit import chain, checkpoints, cosigning, notes, selectors, tiles, verify
 from audit.models import AuditCheckpoint, AuditEvent
 from portal.access import policy
 from portal.access.models import Permission
@@ -253,7 +253,8 @@ class LogView(PortalView):
 
 
 class LogCheckpointView(LogView):
-    """The latest checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint)."""
+    """The latest checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint), with the cosignatures of the
+    witnesses that have cosigned it (c2sp.org/tlog-cosignature)."""
 
     action = "audit.log.checkpoint"
 
@@ -263,7 +264,7 @@ class LogCheckpointView(LogView):
         self.note.resource_kind = "audit_checkpoint"
         checkpoint = _latest_note()
         self.note.requested_id = str(checkpoint.chain_position)
-        return _text(checkpoint.note)
+        return _text(checkpoint.note + cosigning.cosignature_lines(checkpoint))
 
 
 class LogKeyView(LogView):
