@@ -133,20 +133,47 @@ def log_verifier_key() -> str:
     return notes.verifier_key(notes.origin(), base64.b64decode(public_key()))
 
 
+def trusted_public_keys(current: str | None = None) -> list[str]:
+    """The current public key (this installation's, or the one a verifier was given), then the retired ones
+    (AUDIT_RETIRED_PUBLIC_KEYS) that signed the checkpoints before a key rotation."""
+    current = current or public_key()
+    retired = list(settings.AUDIT_RETIRED_PUBLIC_KEYS)
+    for key in retired:
+        try:
+            _decode_raw_key(key, "AUDIT_RETIRED_PUBLIC_KEYS")
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{exc}: {key!r}") from None
+    return [current, *(key for key in retired if key != current)]
+
+
+def verify_stored(document: Mapping[str, Any], current: str | None = None) -> None:
+    """Check a stored checkpoint's signature under the key it names, which must be the current key or a
+    retired one; a checkpoint under any other key vouches for nothing (CheckpointInvalid)."""
+    key = document.get("public_key")
+    if key not in trusted_public_keys(current):
+        raise CheckpointInvalid("signed by another key than the trusted public key or a retired one")
+    verify_checkpoint(document, str(key))
+
+
 def checkpoint_valid(checkpoint: AuditCheckpoint, key: str | None = None) -> bool:
-    """Whether a stored checkpoint carries a good signature of this installation's key (or `key`)."""
+    """Whether a stored checkpoint carries a good signature of a trusted key (or of `key`)."""
     try:
-        verify_checkpoint(checkpoint_document(checkpoint), key or public_key())
+        if key is None:
+            verify_stored(checkpoint_document(checkpoint))
+        else:
+            verify_checkpoint(checkpoint_document(checkpoint), key)
     except CheckpointInvalid:
         return False
     return True
 
 
 def latest_valid(at_most: int, *, before: int | None = None) -> AuditCheckpoint | None:
-    """The newest stored checkpoint at or below position `at_most` (below `before`, if given) that this
-    installation signed: rows signed by another key, or beyond the sealed head, vouch for nothing and must
-    never stop the publisher (verification reports them)."""
-    candidates = AuditCheckpoint.objects.filter(public_key=public_key(), chain_position__lte=at_most)
+    """The newest stored checkpoint at or below position `at_most` (below `before`, if given) signed by this
+    installation's key or a retired one: rows signed by another key, or beyond the sealed head, vouch for
+    nothing and must never stop the publisher (verification reports them)."""
+    candidates = AuditCheckpoint.objects.filter(
+        public_key__in=trusted_public_keys(), chain_position__lte=at_most
+    )
     if before is not None:
         candidates = candidates.filter(chain_position__lt=before)
     for checkpoint in candidates.order_by("-chain_position").iterator(chunk_size=50):

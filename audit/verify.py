@@ -171,7 +171,6 @@ class _Checkpoints:
         start: int = 0,
     ) -> None:
         self.result = result
-        self.verifier_key: str | None = None
         self.tree: tiles.TreeCheck | None = None  # the recomputed Merkle tree, at the position visited
         self.kept: list[tuple[int, str, CheckpointCheck]] = []
         for source, document in documents:
@@ -198,7 +197,7 @@ class _Checkpoints:
             # Signed by another key, badly signed, or with a note that does not verify: a stored checkpoint
             # that vouches for nothing is a failure (only the sealer may write checkpoints), never skipped.
             try:
-                checkpoints.verify_checkpoint(document, self.result.public_key)
+                checkpoints.verify_stored(document, self.result.public_key)
                 self._check_note(document)
             except (checkpoints.CheckpointInvalid, notes.NoteInvalid) as exc:
                 self._stored_failed(document["chain_position"], str(exc))
@@ -210,11 +209,9 @@ class _Checkpoints:
         note = document.get("note") or ""
         if not note:
             return  # signed before the Merkle tree existed
-        if self.verifier_key is None:
-            self.verifier_key = notes.verifier_key(
-                notes.origin(), base64.b64decode(self.result.public_key, validate=True)
-            )
-        opened = notes.open_note(note, self.verifier_key, expected_origin=notes.origin())
+        # Under the key that signed the checkpoint (verify_stored checked it is trusted).
+        key = notes.verifier_key(notes.origin(), base64.b64decode(document["public_key"], validate=True))
+        opened = notes.open_note(note, key, expected_origin=notes.origin())
         if opened.size != document["chain_position"]:
             raise notes.NoteInvalid("the note's tree size is not the checkpoint's chain position")
 
@@ -247,7 +244,7 @@ class _Checkpoints:
         """The stored checkpoint right before the retained chain, whose hash its first event names."""
         document = checkpoints.checkpoint_document(checkpoint)
         try:
-            checkpoints.verify_checkpoint(document, self.result.public_key)
+            checkpoints.verify_stored(document, self.result.public_key)
         except checkpoints.CheckpointInvalid as exc:
             self._stored_failed(checkpoint.chain_position, str(exc))
             return

@@ -1,10 +1,12 @@
 // Command verifier checks the portal's audit trail as a transparency log, from outside the operator: it
 // fetches the log's verifier key and latest checkpoint (a C2SP signed note), an RFC 6962 inclusion proof of
 // one event and a consistency proof from an older checkpoint the caller kept, and checks them with
-// golang.org/x/mod/sumdb/note and golang.org/x/mod/sumdb/tlog. It exits non-zero on any failure.
+// golang.org/x/mod/sumdb/note and golang.org/x/mod/sumdb/tlog. With -witness-key it also requires a valid
+// cosignature of that witness (c2sp.org/tlog-cosignature, cosignature/v1) on the checkpoint, checked by the
+// same note.Open call. It exits non-zero on any failure.
 //
 //	verifier -url http://127.0.0.1:8000 -token TOKEN [-index 0] [-old-note kept.note] [-note other.note]
-//	         [-key KEY] [-tamper-leaf] [-truncate]
+//	         [-key KEY] [-witness-key WITNESS_KEY] [-tamper-leaf] [-truncate]
 //
 // -note and -key replace what the server serves (to check a note kept earlier, or under a key obtained out of
 // band); -tamper-leaf flips a bit of the event before hashing it and -truncate asks for proofs in a tree one
@@ -14,7 +16,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -63,11 +69,62 @@ func (c *client) get(path string) ([]byte, error) {
 	return body, nil
 }
 
-// openCheckpoint verifies a note's signature under the log's key and parses its tlog-checkpoint body.
-func openCheckpoint(msg []byte, verifier note.Verifier) (checkpoint, error) {
-	n, err := note.Open(msg, note.VerifierList(verifier))
+// cosignatureVerifier checks c2sp.org/tlog-cosignature cosignature/v1 signatures (verifier keys of type
+// 0x04: a timestamp, then Ed25519 over "cosignature/v1\ntime <t>\n" and the note's text). Debian's
+// golang.org/x/mod/sumdb/note knows only type 0x01, but note.Open accepts any note.Verifier.
+type cosignatureVerifier struct {
+	name string
+	hash uint32
+	key  ed25519.PublicKey
+}
+
+func newCosignatureVerifier(vkey string) (*cosignatureVerifier, error) {
+	name, rest, ok := strings.Cut(vkey, "+")
+	hexHash, encoded, ok2 := strings.Cut(rest, "+")
+	if !ok || !ok2 || name == "" {
+		return nil, errors.New("a witness key is <name>+<key hash>+<base64 key>")
+	}
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 0x04 {
+		return nil, errors.New("the witness key is not a cosignature/v1 Ed25519 key")
+	}
+	wanted, err := hex.DecodeString(hexHash)
+	digest := sha256.Sum256(append([]byte(name+"\n"), raw...))
+	if err != nil || len(wanted) != 4 || !bytes.Equal(wanted, digest[:4]) {
+		return nil, errors.New("the witness key's hash does not match its key")
+	}
+	return &cosignatureVerifier{name: name, hash: binary.BigEndian.Uint32(wanted), key: raw[1:]}, nil
+}
+
+func (v *cosignatureVerifier) Name() string    { return v.name }
+func (v *cosignatureVerifier) KeyHash() uint32 { return v.hash }
+func (v *cosignatureVerifier) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	timestamp := binary.BigEndian.Uint64(sig[:8])
+	if timestamp >= 1<<63 {
+		return false
+	}
+	signed := append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", timestamp)), msg...)
+	return ed25519.Verify(v.key, signed, sig[8:])
+}
+
+// openCheckpoint verifies a note's signature under the log's key (and, if given, each witness's
+// cosignature, all of which must be present) and parses its tlog-checkpoint body.
+func openCheckpoint(msg []byte, verifier note.Verifier, witnesses ...note.Verifier) (checkpoint, error) {
+	n, err := note.Open(msg, note.VerifierList(append([]note.Verifier{verifier}, witnesses...)...))
 	if err != nil {
 		return checkpoint{}, fmt.Errorf("checkpoint note: %w", err)
+	}
+	for _, want := range append([]note.Verifier{verifier}, witnesses...) {
+		signed := false
+		for _, sig := range n.Sigs {
+			signed = signed || (sig.Name == want.Name() && sig.Hash == want.KeyHash())
+		}
+		if !signed {
+			return checkpoint{}, fmt.Errorf("checkpoint note: no valid signature of %s", want.Name())
+		}
 	}
 	lines := strings.Split(n.Text, "\n")
 	if len(lines) < 4 || lines[len(lines)-1] != "" {
@@ -116,6 +173,7 @@ func run() error {
 	oldNote := flag.String("old-note", "", "a checkpoint note kept earlier: check the log only grew since")
 	noteFile := flag.String("note", "", "check this checkpoint note instead of the server's latest")
 	keyFlag := flag.String("key", "", "trust this verifier key instead of the one the server publishes")
+	witnessKey := flag.String("witness-key", "", "require a cosignature of this witness (its verifier key)")
 	tamperLeaf := flag.Bool("tamper-leaf", false, "flip a bit of the event before hashing it (must fail)")
 	truncate := flag.Bool("truncate", false, "use proofs of a tree one leaf shorter than the checkpoint (must fail)")
 	flag.Parse()
@@ -146,12 +204,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	latest, err := openCheckpoint(msg, verifier)
+	var witnesses []note.Verifier
+	if *witnessKey != "" {
+		w, err := newCosignatureVerifier(strings.TrimSpace(*witnessKey))
+		if err != nil {
+			return fmt.Errorf("witness key: %w", err)
+		}
+		witnesses = append(witnesses, w)
+	}
+	latest, err := openCheckpoint(msg, verifier, witnesses...)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("checkpoint: %s size %d root %s: signature OK\n", latest.origin, latest.size,
 		base64.StdEncoding.EncodeToString(latest.root[:]))
+	for _, w := range witnesses {
+		fmt.Printf("checkpoint: cosigned by witness %s: OK\n", w.Name())
+	}
 	size := latest.size
 	if *truncate {
 		size--

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ImproperlyConfigured
 
-from audit import chain, checkpoints
+from audit import chain, checkpoints, verify
 from audit.models import AuditCheckpoint
 from tests.audit.conftest import execute, tampering
 
@@ -152,7 +152,6 @@ def test_a_forged_checkpoint_far_beyond_the_head_neither_silences_publishing_nor
 ):
     """The security review's finding: a row at position 9000000000000000 signed by another key stopped the
     publisher, while verification said OK (the row was "skipped")."""
-    from audit import verify
 
     for _ in range(3):
         make_event()
@@ -221,3 +220,46 @@ def test_an_origin_with_a_scheme_space_or_plus_is_refused(settings):
         settings.AUDIT_LOG_ORIGIN = bad
         with pytest.raises(ImproperlyConfigured):
             notes.origin()
+
+
+def _rotate(settings) -> str:
+    """Sign with a new key from now on; returns the public key of the one retired."""
+    retired = checkpoints.public_key()
+    new = Ed25519PrivateKey.generate().private_bytes_raw()
+    settings.AUDIT_SIGNING_KEY = base64.b64encode(new).decode()
+    checkpoints._private_key.cache_clear()
+    return retired
+
+
+def test_checkpoints_signed_before_a_key_rotation_verify_under_the_retired_key(make_event, settings):
+    for _ in range(3):
+        make_event()
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = [_rotate(settings)]
+    result = verify.chain_verify()
+    assert result.ok and result.stored_checkpoints_verified == 1, result.checkpoints
+    # The publisher carries on from the retired key's checkpoint, and both verify.
+    make_event()
+    chain.events_seal()
+    latest = checkpoints.checkpoint_publish()
+    assert latest is not None and latest.public_key == checkpoints.public_key()
+    result = verify.chain_verify()
+    assert result.ok and result.stored_checkpoints_verified == 2, result.checkpoints
+
+
+def test_after_a_rotation_a_checkpoint_of_a_key_not_listed_as_retired_fails(make_event, settings):
+    make_event()
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    _rotate(settings)
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = [base64.b64encode(bytes(32)).decode()]  # some other key
+    result = verify.chain_verify()
+    assert not result.ok and result.stored_checkpoints_failed == 1
+    assert "or a retired one" in (result.checkpoints[0].problem or "")
+
+
+def test_a_malformed_retired_key_is_a_configuration_error(settings):
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = ["not a key"]
+    with pytest.raises(ImproperlyConfigured, match="AUDIT_RETIRED_PUBLIC_KEYS"):
+        checkpoints.trusted_public_keys()
