@@ -328,3 +328,22 @@ def checkpoint_publish(*, at_position: int | None = None) -> AuditCheckpoint | N
         )
     logger.info("published audit checkpoint at position %d", checkpoint.chain_position)
     return checkpoint
+
+
+def latest_served() -> AuditCheckpoint | None:
+    """The checkpoint the log serves: the newest whose note verifies under this installation's key, within
+    the sealed chain (a row that does not verify is never served: verification reports it)."""
+    key, origin = log_verifier_key(), notes.origin()
+    candidates = (
+        AuditCheckpoint.objects.filter(public_key=public_key(), chain_position__lte=chain.head().position)
+        .exclude(note="")
+        .order_by("-chain_position")
+    )
+    for checkpoint in candidates.iterator(chunk_size=20):
+        try:
+            opened = notes.open_note(checkpoint.note, key, expected_origin=origin)
+        except notes.NoteInvalid:
+            continue
+        if opened.size == checkpoint.chain_position == checkpoint.tree_size:
+            return checkpoint
+    return None

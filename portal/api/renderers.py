@@ -11,7 +11,7 @@ import datetime
 from typing import Any
 
 from django.utils import timezone
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
 
@@ -24,3 +24,16 @@ class LocalTimeJSONEncoder(JSONEncoder):
 
 class PortalJSONRenderer(JSONRenderer):
     encoder_class = LocalTimeJSONEncoder
+
+
+class TlogProofRenderer(BaseRenderer):
+    """`?format=tlog-proof` on the access log: the view answers with the receipt files itself; this renderer
+    only lets content negotiation accept the format, and renders errors (400, 404) as JSON, like any other."""
+
+    media_type = "application/json"
+    format = "tlog-proof"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        return data if isinstance(data, bytes) else PortalJSONRenderer().render(data)

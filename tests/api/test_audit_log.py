@@ -7,12 +7,13 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from audit import chain, checkpoints, cosigning, merkle, notes, selectors, tasks, witness
+from audit import chain, checkpoints, cosigning, merkle, notes, receipts, selectors, tasks, witness
 from audit.models import AuditCheckpoint, AuditCosignature, AuditEvent
 from portal.access import services as access_services
 from portal.accounts.models import User
@@ -350,3 +351,179 @@ def test_cosignatures_are_append_only(published, log_witness):
         AuditCosignature.objects.update(signature="forged")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditCosignature.objects.all().delete()
+
+
+# --- Receipts: a c2sp.org/tlog-proof file per access-log row ------------------------------------------------
+
+
+def _looked_at(api, demo):
+    """A consumer the regulator read, sealed into a published checkpoint."""
+    consumer = demo.consumer_in(CCF)
+    api("regulator").get(f"/api/v1/consumers/{consumer.public_id}/")
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    return consumer
+
+
+def _check_receipt(text: str, key: str) -> receipts.TlogProof:
+    proof = receipts.decode(text)
+    opened = notes.open_note(proof.note, key)
+    assert proof.extra is not None
+    merkle.verify_inclusion(
+        proof.index, opened.size, merkle.leaf_hash(proof.extra), proof.hashes, opened.root
+    )
+    return proof
+
+
+def test_each_access_log_row_has_a_receipt_that_verifies(api, demo):
+    consumer = _looked_at(api, demo)
+    log = f"/api/v1/consumers/{consumer.public_id}/access-log/"
+    row = api("regulator").get(log).json()["results"][-1]
+    assert row["receipt"] == f"{log}?format=tlog-proof&index={row['leaf_index']}"
+    response = api("regulator").get(row["receipt"])
+    assert response.status_code == 200, response.content
+    assert response["Content-Disposition"].endswith(f'-{row["leaf_index"]}.tlog-proof"')
+    proof = _check_receipt(response.content.decode(), checkpoints.log_verifier_key())
+    event = AuditEvent.objects.get(pk=row["id"])
+    leaf = next(chain.iter_sealed(after_position=proof.index, until_position=proof.index + 1))
+    assert proof.index == (event.chain_position or 0) - 1 and proof.extra == leaf.canonical
+
+
+def test_the_receipts_of_a_page_come_as_a_zip(api, demo):
+    import io
+    import zipfile
+
+    consumer = _looked_at(api, demo)
+    api("regulator").get(f"/api/v1/consumers/{consumer.public_id}/transactions/")
+    chain.events_seal()
+    assert checkpoints.checkpoint_publish() is not None
+    log = f"/api/v1/consumers/{consumer.public_id}/access-log/"
+    rows = api("auditor").get(log).json()["results"]
+    response = api("auditor").get(f"{log}?format=tlog-proof")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    names = sorted(archive.namelist())
+    assert names == sorted(f"{row['leaf_index']}.tlog-proof" for row in rows) and len(names) >= 2
+    for name in names:
+        assert _check_receipt(archive.read(name).decode(), checkpoints.log_verifier_key()).index == int(
+            name.split(".")[0]
+        )
+
+
+def test_a_receipt_costs_a_constant_number_of_queries(api, demo, django_assert_num_queries):
+    consumer = _looked_at(api, demo)
+    log = f"/api/v1/consumers/{consumer.public_id}/access-log/"
+    index = api("regulator").get(log).json()["results"][-1]["leaf_index"]
+    checkpoint = checkpoints.latest_served()
+    event = AuditEvent.objects.get(chain_position=index + 1)
+    assert checkpoint is not None
+    with django_assert_num_queries(3):
+        # 1 the leaf's event, 2 its subjects, 3 the proof's hashes (one indexed query, O(log n) keys)
+        receipts.receipt(event=event, checkpoint=checkpoint, note="")
+
+
+def test_receipts_keep_the_access_logs_scope(api, demo):
+    consumer = _looked_at(api, demo)
+    # An auditor's own read of the trail is not a row of this consumer's log; another organisation's is
+    # not in the regulator's (it sees their count only).
+    log = f"/api/v1/consumers/{consumer.public_id}/access-log/"
+    not_a_row = AuditEvent.objects.exclude(subjects__public_id=consumer.public_id).latest("chain_position")
+    index = (not_a_row.chain_position or 0) - 1
+    assert api("regulator").get(f"{log}?format=tlog-proof&index={index}").status_code == 404
+    assert api("auditor").get(f"{log}?format=tlog-proof&index={index}").status_code == 404
+    outside = demo.consumer_outside(CCF)
+    path = f"/api/v1/consumers/{outside.public_id}/access-log/?format=tlog-proof"
+    assert api("regulator").get(path).status_code == 404
+    for role in ("shareholder", "compliance", "admin"):
+        assert api(role).get(f"{log}?format=tlog-proof").status_code == 403
+    assert api(None).get(f"{log}?format=tlog-proof").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("index=0", "index"), ("format=tlog-proof&index=-1", "index"), ("format=tlog-proof&index=x", "index")],
+)
+def test_bad_receipt_parameters_are_400_naming_the_field(api, demo, query, field):
+    consumer = _looked_at(api, demo)
+    response = api("auditor").get(f"/api/v1/consumers/{consumer.public_id}/access-log/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+def test_an_unsealed_row_has_no_receipt_yet(api, demo):
+    consumer = _looked_at(api, demo)
+    api("regulator").get(f"/api/v1/consumers/{consumer.public_id}/")  # not sealed
+    log = f"/api/v1/consumers/{consumer.public_id}/access-log/"
+    newest = api("regulator").get(log).json()["results"][0]
+    assert newest["leaf_index"] is None and newest["receipt"] is None
+    beyond = checkpoints.latest_served()
+    assert beyond is not None
+    chain.events_seal()  # sealed, but after the latest checkpoint
+    row = api("regulator").get(log).json()["results"][1]
+    assert row["leaf_index"] is not None and row["leaf_index"] >= (beyond.tree_size or 0)
+    assert api("regulator").get(row["receipt"]).status_code == 404
+
+
+def test_the_offline_verifier_checks_a_receipt_and_its_cosignature(api, demo, log_witness, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    consumer = _looked_at(api, demo)
+    assert tasks.cosign_checkpoint() == {WITNESS: "cosigned"}
+    log = f"/api/v1/consumers/{consumer.public_id}/access-log/"
+    row = api("regulator").get(log).json()["results"][-1]
+    receipt = tmp_path / "row.tlog-proof"
+    receipt.write_bytes(api("regulator").get(row["receipt"]).content)
+    key = tmp_path / "log.key"
+    key.write_bytes(api("regulator").get(f"{LOG}/key").content)
+    out = StringIO()
+    call_command(
+        "audit_verify_offline",
+        "--key",
+        str(key),
+        "--receipt",
+        str(receipt),
+        "--witness-key",
+        log_witness.key,
+        stdout=out,
+    )
+    assert f"OK: event at leaf {row['leaf_index']}" in out.getvalue()
+    assert f"OK: cosigned by the witness {WITNESS}" in out.getvalue()
+    # One bit of the event changed, or a witness that never cosigned: refused.
+    proof = receipts.decode(receipt.read_text())
+    assert proof.extra is not None
+    forged = bytearray(proof.extra)
+    forged[10] ^= 1
+    tampered = tmp_path / "tampered.tlog-proof"
+    tampered.write_text(
+        receipts.encode(receipts.TlogProof(bytes(forged), proof.index, proof.hashes, proof.note))
+    )
+    with pytest.raises(CommandError, match="receipt"):
+        call_command("audit_verify_offline", "--key", str(key), "--receipt", str(tampered))
+    stranger = witness.cosigner_verifier_key(WITNESS, bytes(range(32)))
+    with pytest.raises(CommandError, match="no valid cosignature"):
+        call_command(
+            "audit_verify_offline", "--key", str(key), "--receipt", str(receipt), "--witness-key", stranger
+        )
+
+
+def test_the_access_log_pages_offer_each_rows_receipt(api, demo):
+    import re
+
+    from django.test import Client
+
+    consumer = _looked_at(api, demo)
+    pages = {}
+    for username, path in (
+        ("auditor", f"/audit/access-log/?consumer={consumer.public_id}"),
+        ("regulator", f"/consumers/{consumer.public_id}/"),
+    ):
+        browser = Client()
+        browser.force_login(User.objects.get(username=username))
+        html = browser.get(path).content.decode()
+        links = re.findall(r'href="([^"]+format=tlog-proof&amp;index=\d+)" download data-leaf="(\d+)"', html)
+        assert links, f"{username}: no receipt link on {path}"
+        href, leaf = links[-1]
+        download = browser.get(href.replace("&amp;", "&"))  # the browser's session is enough
+        assert download.status_code == 200, download.content
+        assert _check_receipt(download.content.decode(), checkpoints.log_verifier_key()).index == int(leaf)
+        pages[username] = html
+    assert 'data-receipts="newest"' in pages["auditor"]

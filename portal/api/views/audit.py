@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +16,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit import chain, checkpoints, cosigning, notes, selectors, tiles, verify
+from audit import chain, checkpoints, cosigning, receipts, selectors, tiles, verify
 from audit.models import AuditCheckpoint, AuditEvent
 from portal.access import policy
 from portal.access.models import Permission
@@ -23,6 +24,7 @@ from portal.access.selectors import shown_grant_purposes
 from portal.accounts.models import Role
 from portal.api import params
 from portal.api.pagination import Keyset
+from portal.api.renderers import PortalJSONRenderer, TlogProofRenderer
 from portal.api.schema import paginated
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.api.views.records import CURSOR_PARAMS, GRANT_HEADER_PARAM
@@ -50,10 +52,11 @@ class AccessLogSerializer(serializers.ModelSerializer):
     # A receipt: the event's leaf in the transparency log (null until sealed) and where its proof is.
     leaf_index = serializers.SerializerMethodField()
     inclusion_proof = serializers.SerializerMethodField()
+    receipt = serializers.SerializerMethodField()
 
     class Meta:
         model = AuditEvent
-        fields = [*selectors.ACCESS_LOG_FIELDS, "leaf_index", "inclusion_proof"]
+        fields = [*selectors.ACCESS_LOG_FIELDS, "leaf_index", "inclusion_proof", "receipt"]
 
     def get_leaf_index(self, event: AuditEvent) -> int | None:
         return None if event.chain_position is None else event.chain_position - 1
@@ -62,6 +65,12 @@ class AccessLogSerializer(serializers.ModelSerializer):
         if event.chain_position is None:
             return None
         return f"{reverse('api:audit-log-inclusion')}?index={event.chain_position - 1}"
+
+    def get_receipt(self, event: AuditEvent) -> str | None:
+        """This row's c2sp.org/tlog-proof file (once the event is in a checkpoint)."""
+        if event.chain_position is None:
+            return None
+        return f"{self.context['path']}?format=tlog-proof&index={event.chain_position - 1}"
 
 
 ACCESS_LOG_PAGE = inline_serializer(
@@ -174,12 +183,36 @@ class ConsumerAccessLogView(PortalView):
 
     gate = "access_log"
     action = "consumer.access_log"
+    renderer_classes = [PortalJSONRenderer, TlogProofRenderer]
 
-    @extend_schema(parameters=[*CURSOR_PARAMS, GRANT_HEADER_PARAM], responses=ACCESS_LOG_PAGE)
-    def get(self, request: Request, public_id: str) -> Response:
+    @extend_schema(
+        parameters=[
+            *CURSOR_PARAMS,
+            GRANT_HEADER_PARAM,
+            OpenApiParameter(
+                "format",
+                OpenApiTypes.STR,
+                enum=["json", "tlog-proof"],
+                description="tlog-proof: the rows' c2sp.org/tlog-proof receipts against the latest "
+                "checkpoint, a zip of <leaf index>.tlog-proof for the page, or the one file of `index`.",
+            ),
+            OpenApiParameter(
+                "index", OpenApiTypes.INT, description="With format=tlog-proof: one row's leaf."
+            ),
+        ],
+        responses={
+            200: ACCESS_LOG_PAGE,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "text/plain"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request: Request, public_id: str) -> Response | HttpResponse:
         """An auditor sees every entry; anyone else their own organisation's entries in full and only the
         number of other organisations' (`other_organisations_entries`)."""
-        params.reject_unknown(request, set())
+        params.reject_unknown(request, {"format", "index"})
+        receipts_wanted = params.single(request, "format") == "tlog-proof"
+        if not receipts_wanted and params.single(request, "index") is not None:
+            raise params.bad("index", "Only with format=tlog-proof.")
         organisation: str | None = None
         if self.user.role == Role.AUDITOR:
             self.note.resource_kind, self.note.requested_id = "consumer", public_id[:100]
@@ -194,10 +227,41 @@ class ConsumerAccessLogView(PortalView):
                 others = selectors.consumer_access_log_others(public_id=public_id, organisation=organisation)
         else:
             events = AuditEvent.objects.none()  # no event names a malformed id as its subject
+        if receipts_wanted:
+            return self._receipts(request, public_id, events)
         page = EVENT_PAGES.paginate(request, events)
         shown_grant_purposes(page.results)
-        body = page.as_dict(AccessLogSerializer(page.results, many=True).data)
+        context = {"path": request.path}
+        body = page.as_dict(AccessLogSerializer(page.results, many=True, context=context).data)
         return Response({**body, "other_organisations_entries": others})
+
+    def _receipts(self, request: Request, public_id: str, events: QuerySet[AuditEvent]) -> HttpResponse:
+        """One row's tlog-proof (`index`), or a zip of the page's, against the latest checkpoint; a row
+        outside the caller's log, or not yet in a checkpoint, is 404."""
+        checkpoint = _latest_note()
+        name = re.sub(r"[^A-Za-z0-9_-]", "", public_id)[:40]
+        if params.single(request, "index") is not None:
+            index = _size(request, "index")
+            event = events.filter(chain_position=index + 1).first()
+            proof = None
+            if event is not None:
+                proof = receipts.receipt(
+                    event=event, checkpoint=checkpoint, note=receipts.served_note(checkpoint)
+                )
+            if proof is None:
+                raise NotFound(NOT_FOUND)
+            self.note.row_count = 1
+            response = _text(receipts.encode(proof))
+            response["Content-Disposition"] = f'attachment; filename="{name}-{index}.tlog-proof"'
+            return response
+        page = EVENT_PAGES.paginate(request, events)
+        body, count = receipts.receipts_zip(events=page.results, checkpoint=checkpoint)
+        self.note.row_count = count
+        response = _text(body, "application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{name}-receipts.zip"'
+        if page.next:
+            response["Link"] = f'<{page.next}>; rel="next"'
+        return response
 
 
 # --- The transparency log (SPEC §4 "Verifiable by outsiders") ---------------------------------------------
@@ -217,24 +281,11 @@ def _text(body: str | bytes, content_type: str = "text/plain; charset=utf-8") ->
 
 
 def _latest_note() -> AuditCheckpoint:
-    """The newest checkpoint whose note verifies under this installation's key, within the sealed chain, or
-    404 while there is none (a row that does not verify is never served: verification reports it)."""
-    key, origin = checkpoints.log_verifier_key(), notes.origin()
-    candidates = (
-        AuditCheckpoint.objects.filter(
-            public_key=checkpoints.public_key(), chain_position__lte=chain.head().position
-        )
-        .exclude(note="")
-        .order_by("-chain_position")
-    )
-    for checkpoint in candidates.iterator(chunk_size=20):
-        try:
-            opened = notes.open_note(checkpoint.note, key, expected_origin=origin)
-        except notes.NoteInvalid:
-            continue
-        if opened.size == checkpoint.chain_position == checkpoint.tree_size:
-            return checkpoint
-    raise NotFound("No checkpoint has been published yet.")
+    """The checkpoint the log serves (checkpoints.latest_served), or 404 while there is none."""
+    checkpoint = checkpoints.latest_served()
+    if checkpoint is None:
+        raise NotFound("No checkpoint has been published yet.")
+    return checkpoint
 
 
 def _size(request: Request, name: str, *, default: int | None = None) -> int:
