@@ -17,7 +17,7 @@ import math
 import random
 import time
 
-from _common import median, scratch_database, setup_django
+from _common import median, scratch_database, server_settings, setup_django
 
 
 def main() -> None:
@@ -28,6 +28,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     setup_django(scratch_database("portal_bench_tlog"))
+    from django.conf import settings
+
+    print(server_settings())
+    print(f"DEBUG={settings.DEBUG}; mode: in-process (audit.tiles called directly)")
 
     from django.db import transaction
 

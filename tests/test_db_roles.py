@@ -15,8 +15,9 @@ from contextlib import contextmanager
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit import chain, checkpoints
+from audit import chain, checkpoints, cosigning
 from audit.models import AuditCheckpoint, AuditEvent, AuditMerkleNode
+from tests.audit.conftest import WitnessProcess
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.postgres
@@ -187,6 +188,18 @@ def test_sealer_role_seals_and_signs_but_changes_nothing_else(roles, db, setting
             assert refused(sql) == INSUFFICIENT_PRIVILEGE, sql
     assert AuditCheckpoint.objects.count() == 1
     assert AuditEvent.objects.filter(chain_position__isnull=True).count() == 0
+    # It also stores the witnesses' cosignatures of its checkpoints (a real witness, over HTTP).
+    witness = WitnessProcess(tmp_path / "witness", "witness.example/w", [checkpoints.log_verifier_key()])
+    witness.start()
+    try:
+        settings.AUDIT_WITNESSES = [(witness.url, witness.key)]
+        with acting_as(SEALER):
+            assert cosigning.checkpoint_cosign(checkpoint=AuditCheckpoint.objects.get()) == {
+                "witness.example/w": "cosigned"
+            }
+            assert refused("UPDATE audit_auditcosignature SET signature = ''") == INSUFFICIENT_PRIVILEGE
+    finally:
+        witness.stop()
     assert (
         AuditCheckpoint.objects.get().tree_size == 3 and AuditMerkleNode.objects.filter(level=0).count() == 3
     )
