@@ -10,7 +10,7 @@ class AuditConfig(AppConfig):
     name = "audit"
 
     def ready(self) -> None:
-        from audit import checks  # noqa: F401  (registers audit.E001)
+        from audit import checks  # noqa: F401  (registers audit.E001, audit.E002)
 
         post_migrate.connect(reinstall_triggers, sender=self, dispatch_uid="audit.reinstall_triggers")
 

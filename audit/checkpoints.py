@@ -137,13 +137,18 @@ def trusted_public_keys(current: str | None = None) -> list[str]:
     """The current public key (this installation's, or the one a verifier was given), then the retired ones
     (AUDIT_RETIRED_PUBLIC_KEYS) that signed the checkpoints before a key rotation."""
     current = current or public_key()
+    return [current, *(key for key in retired_public_keys() if key != current)]
+
+
+def retired_public_keys() -> list[str]:
+    """AUDIT_RETIRED_PUBLIC_KEYS, each checked to be the base64 of a 32-byte key."""
     retired = list(settings.AUDIT_RETIRED_PUBLIC_KEYS)
     for key in retired:
         try:
             _decode_raw_key(key, "AUDIT_RETIRED_PUBLIC_KEYS")
         except ValueError as exc:
             raise ImproperlyConfigured(f"{exc}: {key!r}") from None
-    return [current, *(key for key in retired if key != current)]
+    return retired
 
 
 def verify_stored(document: Mapping[str, Any], current: str | None = None) -> None:

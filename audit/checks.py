@@ -1,4 +1,5 @@
-"""System check audit.E001: every append-only trigger of the audit tables is in place, enabled and unaltered.
+"""System checks. audit.E001: every append-only trigger of the audit tables is in place, enabled and
+unaltered (audit.E002, below: the transparency log's settings are well-formed).
 
 Run it with `manage.py check --deploy --database default` (in CI and before every deployment). It is a
 deployment check so that `migrate`, which runs the ordinary checks first, is never blocked by it: migrate is
@@ -45,4 +46,21 @@ def check_append_only_triggers(databases: Iterable[str] | None = None, **kwargs:
                     id="audit.E001",
                 )
             )
+    return errors
+
+
+@register()
+def check_transparency_log_settings(**kwargs: Any) -> list[CheckMessage]:
+    """audit.E002: AUDIT_WITNESSES and AUDIT_RETIRED_PUBLIC_KEYS are well-formed (checked at start, so a typo
+    is not first noticed by the sealer or /healthz)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from audit import checkpoints, cosigning
+
+    errors: list[CheckMessage] = []
+    for check in (cosigning.witnesses, checkpoints.retired_public_keys):
+        try:
+            check()
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), id="audit.E002"))
     return errors

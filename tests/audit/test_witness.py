@@ -167,3 +167,20 @@ def test_malformed_request_is_a_bad_request(running, body):
 def test_proof_from_zero_must_be_empty(running):
     body = _request(0, 4).decode().replace("old 0\n", "old 0\n" + base64.b64encode(bytes(32)).decode() + "\n")
     assert running.post(body.encode())[0] == 422
+
+
+def test_malformed_transparency_log_settings_fail_the_system_check(settings):
+    from audit import checks
+
+    good = witness.cosigner_verifier_key(WITNESS, _public(Ed25519PrivateKey.generate()))
+    settings.AUDIT_WITNESSES = [("http://witness.example", good)]
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = [base64.b64encode(bytes(32)).decode()]
+    assert checks.check_transparency_log_settings() == []
+    for witnesses, retired in (
+        ([("http://witness.example", "not-a-key")], []),
+        ([("ftp://witness.example", good)], []),
+        ([("http://witness.example", LOG_VERIFIER)], []),  # a log's key (type 0x01) is no witness's key
+        ([], ["AAAA"]),
+    ):
+        settings.AUDIT_WITNESSES, settings.AUDIT_RETIRED_PUBLIC_KEYS = witnesses, retired
+        assert [error.id for error in checks.check_transparency_log_settings()] == ["audit.E002"]
