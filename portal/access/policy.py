@@ -354,18 +354,29 @@ def grant_for_list(scope: Scope, permission: str, segment_id: int | None = None)
     return scope.grants[min(candidates)] if candidates else None
 
 
-def with_full_records_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
-    """Annotate `full_records`: whether the user holds view_records (not only masked records) on each row."""
-    condition = _consumer_condition(scope, Permission.VIEW_RECORDS, "pk")
+def _flag(scope: Scope, consumers: QuerySet[Consumer], name: str, permission: str) -> QuerySet[Consumer]:
+    """Annotate `name`: whether the user holds `permission` on each row of `consumers`, which are visible
+    consumers (this module's querysets). Where `permission` comes with records on every segment and
+    consumer that shows records at all (the usual scope: one grant), every visible row has it: a constant,
+    so that the page's query does not test (and the database does not hash) the grant's memberships."""
+    if scope.segment_ids(permission) == scope.segment_ids(RECORDS) and scope.consumer_ids(
+        permission
+    ) == scope.consumer_ids(RECORDS):
+        held = not scope.is_empty() and bool(scope.segment_ids(RECORDS) or scope.consumer_ids(RECORDS))
+        return consumers.annotate(**{name: Value(held, output_field=BooleanField())})
+    condition = _consumer_condition(scope, permission, "pk")
     if condition is None:
-        return consumers.annotate(full_records=Value(False, output_field=BooleanField()))
-    return consumers.annotate(full_records=ExpressionWrapper(condition, output_field=BooleanField()))
+        return consumers.annotate(**{name: Value(False, output_field=BooleanField())})
+    return consumers.annotate(**{name: ExpressionWrapper(condition, output_field=BooleanField())})
+
+
+def with_full_records_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
+    """Annotate `full_records`: whether the user holds view_records (not only masked records) on each row of
+    these visible consumers."""
+    return _flag(scope, consumers, "full_records", Permission.VIEW_RECORDS)
 
 
 def with_scores_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
-    """Annotate `scores_visible`: whether the user holds view_scores on each row (a list shows a consumer's
-    score only then, as the consumer page and the API do)."""
-    condition = _consumer_condition(scope, Permission.VIEW_SCORES, "pk")
-    if condition is None:
-        return consumers.annotate(scores_visible=Value(False, output_field=BooleanField()))
-    return consumers.annotate(scores_visible=ExpressionWrapper(condition, output_field=BooleanField()))
+    """Annotate `scores_visible`: whether the user holds view_scores on each row of these visible consumers
+    (a list shows a consumer's score only then, as the consumer page and the API do)."""
+    return _flag(scope, consumers, "scores_visible", Permission.VIEW_SCORES)
