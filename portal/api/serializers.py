@@ -156,7 +156,18 @@ class ConsumerDetailSerializer(serializers.ModelSerializer):
             "status": consumer.status,
             "masked": instance["masked"],
             "current_score": instance["current_score"],
-            "accounts": AccountSerializer(instance["accounts"], many=True).data,
+            "accounts": [
+                {  # AccountSerializer's output, without a field tree per account
+                    "product": account.product,
+                    "credit_limit": None
+                    if account.credit_limit is None
+                    else format(account.credit_limit, "f"),
+                    "balance": format(account.balance, "f"),
+                    "opened_on": account.opened_on.isoformat(),
+                    "status": account.status,
+                }
+                for account in instance["accounts"]
+            ],
             "segments": instance["segments"],
         }
 

@@ -28,8 +28,9 @@ CCF, YRD = "chengdu-chongqing-consumer-finance", "yangtze-river-delta"
 
 
 @pytest.fixture
-def demo(db, monkeypatch) -> World:
-    """The demo world with its data ending on a fixed day (it ends at the current month otherwise)."""
+def demo(transactional_db, monkeypatch) -> World:
+    """The demo world with its data ending on a fixed day (it ends at the current month otherwise), its ids
+    from 1 (cursors carry them): the test resets the sequences."""
     monkeypatch.setattr(synthetic, "default_end_date", lambda today=None: date(2026, 11, 1))
     call_command("seed_demo", "--consumers", "300", verbosity=0)
     return World(segments={s.slug: s for s in Segment.objects.all()})
@@ -99,6 +100,7 @@ def _digests(bodies: dict[str, bytes]) -> dict[str, str]:
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
 def test_hot_endpoints_answer_the_pinned_bytes(api, demo):
     bodies = _bodies(api, demo)
     digests = _digests(bodies)
