@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: serve test check format bench-load bench-access bench-audit bench-scoring
+.PHONY: serve test check format bench-load bench-access bench-exports bench-audit bench-scoring
 
 serve:
 	python3 dev.py serve
@@ -25,6 +25,9 @@ bench-load:
 
 bench-access:
 	$(PY) bench/access.py
+
+bench-exports:
+	$(PY) bench/exports.py
 
 bench-audit:
 	$(PY) bench/audit.py

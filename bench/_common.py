@@ -36,6 +36,8 @@ def scratch_database(name: str) -> str:
 
 def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
+    # As production runs: DEBUG keeps every query's SQL and time in memory and adds checks of its own.
+    os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -125,6 +127,7 @@ def open_request_world(consumers: int):
     os.environ.setdefault("PORTAL_API_USER_THROTTLE_RATE", "100000000/min")
     sys.path.insert(0, str(ROOT / "bench"))
     setup_django(scratch_database_kept(REQUEST_WORLD))
+    from django.conf import settings
     from django.core.management import call_command
 
     from portal.accounts.models import User
@@ -132,6 +135,7 @@ def open_request_world(consumers: int):
     from portal.records.models import Consumer
 
     print(server_settings())
+    print(f"DEBUG={settings.DEBUG}")
     print(f"mode: in-process (Django test client through the full WSGI handler), {os.cpu_count()} cores")
     started = time.perf_counter()
     result = loader.load(seed=1, consumers=consumers, end=date(2026, 11, 1))

@@ -4,13 +4,20 @@ Measured in-process: Django's test client drives the full WSGI handler (middlewa
 no network. Against PostgreSQL (DATABASE_URL's server), in a scratch database `portal_bench_access` holding
 `--consumers` synthetic consumers (100,000 by default: about 5 million transactions; loaded once, reused).
 
-1. The consumer-transactions list as `regulator`, three ways, on the same path and rows:
-   bare (bench/bare_urls.py: no authentication, no policy, no audit), permissions (token, role gate, access
-   policy; audit middleware left out), full (everything, with the durable audit write). The benchmark asserts
-   that the three bodies are byte-identical. Rounds alternate the order; medians of requests/s are reported.
+1. The consumer-transactions list as `regulator`, four ways, on the same path and rows:
+   limit (bench/limits.py: one hand-written SQL and orjson, called as a plain function: no framework, no
+   middleware, no checks), bare (bench/bare_urls.py: the framework with no authentication, no policy, no
+   audit), permissions (token, role gate, access policy; audit middleware left out), full (everything, with
+   the durable audit write). The benchmark asserts that the four bodies are byte-identical. Rounds alternate
+   the order; medians of requests/s are reported, and full ÷ limit (SPEC §9: >= 0.35).
 2. First-page latency of the consumer and transaction lists for a regulator whose grant covers 1,000
    consumers, and one whose grant covers every consumer.
 3. Latency of the cross-scope transaction list at row 1,000,000 (a cursor positioned there) vs page 1.
+4. The policy's consumer list against stock guardian on guardian's own ground, as plain functions in one
+   process: guardian's get_objects_for_user over one permission row per consumer vs the policy's list path
+   over one segment grant, the same consumers in the same order, both shaped by the project's
+   ConsumerSerializer; at 1,000 and at every consumer in scope. Per page, and the page query's own time.
+5. The web consumer page against the API's consumer detail plus its transactions list, same consumer.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/access.py [--consumers N]
 """
@@ -34,6 +41,7 @@ def main() -> None:
 
     from portal.access import services
     from portal.access.models import AccessGrant
+    from portal.accounts import services as accounts
     from portal.accounts.models import Organisation, User
     from portal.records.models import Consumer, Segment, Transaction
 
@@ -60,6 +68,18 @@ def main() -> None:
             username=f"bench-{label}",
             defaults={"role": "regulator", "organisation": Organisation.objects.get(short_name="nfra")},
         )
+        if not user.membership_in_force:  # a second person approves an account's membership first
+            membership = accounts.membership_request(
+                requester=operator,
+                user=user,
+                role="regulator",
+                organisation=user.organisation,
+                reason="Benchmark.",
+            )
+            accounts.membership_approve(
+                membership=membership, approver=User.objects.get(username="compliance2"), note="Benchmark."
+            )
+            user.membership_changed()
         live = AccessGrant.objects.filter(
             grantee_user=user,
             segment=segment,
@@ -80,13 +100,31 @@ def main() -> None:
             services.grant_approve(grant=grant, approver=operator)
         regulators[label] = user
 
+    from django.db import connection as db
+    from limits import consumer_transactions
+
+    public_id = path.split("/")[4]
+    url = f"http://testserver{path}"
+    db.ensure_connection()
+    raw = db.connection.cursor()
+
+    class Limit:
+        """A plain function, dressed as a client so that the rounds treat all variants alike."""
+
+        def get(self, _path: str):
+            class Body:
+                content = consumer_transactions(raw, url, public_id)
+
+            return Body
+
     variants = {
+        "limit": Limit(),
         "bare": client_for(None, audit=False, bare=True),
         "permissions": client_for(regulator, audit=False, bare=False),
         "full": client_for(regulator, audit=True, bare=False),
     }
     bodies = {name: client.get(path).content for name, client in variants.items()}
-    assert bodies["bare"] == bodies["permissions"] == bodies["full"], "bodies differ between variants"
+    assert bodies["limit"] == bodies["bare"] == bodies["permissions"] == bodies["full"], "bodies differ"
     print(
         f"consumer-transactions list: {len(bodies['full']):,} bytes per response, identical in all variants"
     )
@@ -101,8 +139,9 @@ def main() -> None:
             for _ in range(args.requests):
                 client.get(path)
             rates[name].append(args.requests / (time.perf_counter() - started))
-    bare, perms, full = (median(rates[n]) for n in ("bare", "permissions", "full"))
-    print(f"  bare        {bare:8.0f} req/s")
+    limit, bare, perms, full = (median(rates[n]) for n in ("limit", "bare", "permissions", "full"))
+    print(f"  limit       {limit:8.0f} req/s  (one SQL + orjson, a plain function)")
+    print(f"  bare        {bare:8.0f} req/s  ratio to limit {bare / limit:.2f}")
     print(
         f"  permissions {perms:8.0f} req/s  ratio to bare {perms / bare:.2f} (permission cost "
         f"{(1 - perms / bare) * 100:.0f}%, target <= 20%)"
@@ -111,6 +150,7 @@ def main() -> None:
         f"  full        {full:8.0f} req/s  ratio to bare {full / bare:.2f} (target >= 0.5); audit write cost "
         f"{(1 - full / perms) * 100:.0f}% of the permission-checked rate (target <= 20%)"
     )
+    print(f"  full ÷ limit {full / limit:.2f} (target >= 0.35, moonshot 0.5)")
 
     def latency(client: Client, url: str, repeat: int = 30) -> float:
         client.get(url)
@@ -147,6 +187,114 @@ def main() -> None:
     print(
         f"cross-scope transactions: page 1 {first * 1000:.1f} ms, at row {depth:,} {deep * 1000:.1f} ms, "
         f"ratio {deep / first:.2f} (target <= 2)"
+    )
+
+    guardian_comparison(regulators, args.rounds)
+    web_page(regulator, public_id, path, args.rounds)
+
+
+def guardian_comparison(regulators: dict, rounds: int) -> None:
+    """The policy's consumer list page vs guardian's get_objects_for_user over per-consumer rows."""
+    from django.contrib.auth.models import Permission as AuthPermission
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+    from guardian.shortcuts import get_objects_for_user
+
+    from portal.access import policy
+    from portal.access.models import ConsumerUserObjectPermission
+    from portal.accounts.models import Organisation, User
+    from portal.api.serializers import ConsumerSerializer
+    from portal.records.models import Consumer, Segment
+
+    permission = AuthPermission.objects.get(codename="view_records", content_type__model="consumer")
+    organisation = Organisation.objects.get(short_name="nfra")
+    print(
+        "policy list page vs guardian's get_objects_for_user (plain functions, ConsumerSerializer, 50 rows):"
+    )
+    for label, regulator in regulators.items():
+        segment = Segment.objects.get(slug=f"bench-{label}")
+        size = segment.memberships.count()
+        holder, _ = User.objects.get_or_create(
+            username=f"bench-guardian-{label}", defaults={"role": "regulator", "organisation": organisation}
+        )
+        table = ConsumerUserObjectPermission._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE user_id = %s", [holder.pk])
+            cursor.execute(
+                f"INSERT INTO {table} (user_id, permission_id, content_object_id) "
+                "SELECT %s, %s, consumer_id FROM records_segmentmembership WHERE segment_id = %s",
+                [holder.pk, permission.pk, segment.pk],
+            )
+            cursor.execute(f"ANALYZE {table}")
+
+        def guardian_page(holder=holder) -> list:
+            rows = get_objects_for_user(
+                holder, "view_records", klass=Consumer, accept_global_perms=False
+            ).order_by("public_id")[:51]
+            for row in rows:
+                row.full_records = True  # guardian answered "view_records" for every row it gave
+            return ConsumerSerializer(list(rows)[:50], many=True).data
+
+        def policy_page(regulator=regulator) -> list:
+            scope = policy.scope_for(regulator)
+            rows = policy.with_full_records_flag(scope, policy.visible_consumers(scope)).order_by("public_id")
+            return ConsumerSerializer(list(rows[:51])[:50], many=True).data
+
+        assert guardian_page() == policy_page(), "guardian and the policy list different rows"
+        times: dict[str, list[float]] = {"guardian": [], "policy": []}
+        query_ms: dict[str, list[float]] = {"guardian": [], "policy": []}
+        functions = {"guardian": guardian_page, "policy": policy_page}
+        for round_ in range(rounds):
+            for name in ("guardian", "policy") if round_ % 2 == 0 else ("policy", "guardian"):
+                started = time.perf_counter()
+                for _ in range(50):
+                    functions[name]()
+                times[name].append((time.perf_counter() - started) / 50)
+        # The page query alone (the last query of each function), timed by the database round trip.
+        for name, function in functions.items():
+            for _ in range(30):
+                reset_queries()
+                with CaptureQueriesContext(connection) as captured:
+                    function()
+                sql = captured.captured_queries[-1]["sql"]
+                with connection.cursor() as cursor:
+                    started = time.perf_counter()
+                    cursor.execute(sql)
+                    cursor.fetchall()
+                    query_ms[name].append((time.perf_counter() - started) * 1000)
+        g, p = median(times["guardian"]), median(times["policy"])
+        print(
+            f"  {size:,} in scope: guardian {g * 1000:.2f} ms/page "
+            f"(query {median(query_ms['guardian']):.2f} ms), "
+            f"policy {p * 1000:.2f} ms/page (query {median(query_ms['policy']):.2f} ms); "
+            f"policy ÷ guardian time {p / g:.2f} (target <= 1.00)"
+        )
+
+
+def web_page(regulator, public_id: str, path: str, rounds: int) -> None:
+    """The web consumer page vs the API's consumer detail + its transactions list (target <= 1.5x)."""
+    from django.test import Client
+
+    web = Client()
+    web.force_login(regulator)
+    api = client_for(regulator, audit=True, bare=False)
+    page = f"/consumers/{public_id}/"
+    assert web.get(page).status_code == 200, "the web consumer page did not answer"
+    samples: dict[str, list[float]] = {"web": [], "api": []}
+    for round_ in range(rounds):
+        for name in ("web", "api") if round_ % 2 == 0 else ("api", "web"):
+            for _ in range(20):
+                started = time.perf_counter()
+                if name == "web":
+                    web.get(page)
+                else:
+                    api.get(f"/api/v1/consumers/{public_id}/")
+                    api.get(path)
+                samples[name].append(time.perf_counter() - started)
+    w, a = median(samples["web"]), median(samples["api"])
+    print(
+        f"web consumer page {w * 1000:.1f} ms, API detail + transactions {a * 1000:.1f} ms, "
+        f"ratio {w / a:.2f} (target <= 1.5)"
     )
 
 

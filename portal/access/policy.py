@@ -6,9 +6,8 @@ carries no validity, and a grant whose rows were removed gives nothing. Nobody h
 their role, staff or superuser flag (SPEC §3), and an account whose membership (organisation and role) a
 second person has not approved has none at all, whatever its organisation holds.
 
-A scope costs a fixed number of queries, whatever its size: the valid grants, then guardian's rows for those
-grants' objects. Querysets filter by the few segment ids in scope; a segment grant is one row, never one per
-consumer.
+A scope costs one query, whatever its size: the valid grants, each with guardian's rows for its object.
+Querysets filter by the few segment ids in scope; a segment grant is one row, never one per consumer.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from portal.access.models import (
     SegmentUserObjectPermission,
     with_implied,
 )
-from portal.accounts.models import Membership, Organisation, User, in_force_for
+from portal.accounts.models import Membership, Organisation, User
 from portal.records import identifiers
 from portal.records.models import (
     PUBLIC_ID_ALPHABET,
@@ -101,24 +100,14 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
         if grant_id is not None:
             raise InvalidGrant(grant_id)
         return scope
-    holder = Q(grantee_user_id=user.pk)
-    if user.organisation_id is not None:
-        holder |= Q(grantee_organisation_id=user.organisation_id)
-    # Only through a membership in force (approved, and matching the account's organisation and role): a
-    # condition of the same query, so it costs nothing and can never be read stale.
-    in_force = Exists(Membership.objects.filter(in_force_for(user)))
-    grants = AccessGrant.objects.filter(
-        in_force, holder, status=AccessGrant.Status.APPROVED, valid_from__lte=at, valid_until__gt=at
-    ).select_related("grantee_organisation")
-    if grant_id is not None:
-        grants = grants.filter(pk=grant_id)
-    scope.grants = {g.pk: g for g in grants}
+    assigned: set[tuple[int, str]] = set()
+    for grant in AccessGrant.objects.raw(*_scope_sql(user, at, grant_id)):
+        scope.grants.setdefault(grant.pk, grant)
+        codename = getattr(grant, "assigned_codename", None)
+        if codename is not None:
+            assigned.add((grant.pk, codename))
     if grant_id is not None and not scope.grants:
         raise InvalidGrant(grant_id)
-    if not scope.grants:
-        return scope
-
-    assigned = _assigned(list(scope.grants))
     for grant in scope.grants.values():
         held = [p for p in grant.permissions if (grant.pk, p) in assigned]
         object_id = grant.segment_id if grant.segment_id is not None else grant.consumer_id
@@ -128,39 +117,57 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
     return scope
 
 
-def _assignment_sql(count: int) -> str:
-    """SELECT (grant id, codename) over guardian's four direct tables, each joined to the grants on their
-    object and holder (the grantee user, or the grantee organisation's group)."""
-    grant = AccessGrant._meta.db_table
-    organisation = Organisation._meta.db_table
-    permission = AuthPermission._meta.db_table
-    marks = ", ".join(["%s"] * count)
-    by_group = f"JOIN {organisation} o ON o.id = g.grantee_organisation_id AND o.group_id = r.group_id"
-    parts = [
-        f"SELECT g.id, p.codename FROM {grant} g "  # noqa: S608 - names from _meta, values bound
-        f"JOIN {model._meta.db_table} r ON r.content_object_id = g.{target} {holder} "
-        f"JOIN {permission} p ON p.id = r.permission_id WHERE g.id IN ({marks})"
-        for model, target, holder in (
-            (SegmentGroupObjectPermission, "segment_id", by_group),
-            (SegmentUserObjectPermission, "segment_id", "AND r.user_id = g.grantee_user_id"),
-            (ConsumerGroupObjectPermission, "consumer_id", by_group),
-            (ConsumerUserObjectPermission, "consumer_id", "AND r.user_id = g.grantee_user_id"),
-        )
-    ]
-    return " UNION ALL ".join(parts)
-
-
-def _assigned(grant_ids: list[int]) -> set[tuple[int, str]]:
-    """(grant id, codename) for every permission guardian holds for a grant's holder on its object.
+def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list[Any]]:
+    """One statement for a scope: the user's grants valid at `at` (through a membership in force: approved,
+    and matching the account's organisation and role), each once per permission guardian holds for its
+    holder on its object (`assigned_codename`; NULL when it holds none).
 
     Guardian's rows carry no validity and grants carry no assignment: a permission counts only where both
     agree, so a grant whose rows were removed gives nothing, and a row without a valid grant gives nothing.
-    One statement over guardian's four direct tables, in SQL because it runs on every request and the ORM's
-    compilation of the equivalent correlated subqueries costs more than the query itself.
+    The membership is a condition of the same statement, so it can never be read stale. In SQL because it
+    runs on every request, and the ORM's compilation of the equivalent correlated subqueries costs more than
+    the query itself.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_assignment_sql(len(grant_ids)), grant_ids * 4)
-        return {(grant_id, codename) for grant_id, codename in cursor.fetchall()}
+    grant = AccessGrant._meta.db_table
+    organisation = Organisation._meta.db_table
+    permission = AuthPermission._meta.db_table
+    membership = Membership._meta.db_table
+    when = connection.ops.adapt_datetimefield_value(at)
+    params: list[Any] = [AccessGrant.Status.APPROVED, when, when, user.pk]
+    holder = "g.grantee_user_id = %s"
+    if user.organisation_id is not None:
+        holder += " OR g.grantee_organisation_id = %s"
+        params.append(user.organisation_id)
+    params += [user.pk, Membership.Status.APPROVED, user.role]
+    if user.organisation_id is not None:
+        same_organisation = "m.organisation_id = %s"
+        params.append(user.organisation_id)
+    else:
+        same_organisation = "m.organisation_id IS NULL"
+    only = ""
+    if grant_id is not None:
+        only = " AND g.id = %s"
+        params.append(grant_id)
+    by_group = f"JOIN {organisation} o ON o.id = v.grantee_organisation_id AND o.group_id = r.group_id"
+    parts = " UNION ALL ".join(
+        f"SELECT v.id AS grant_id, p.codename FROM valid v "  # noqa: S608 - names from _meta
+        f"JOIN {model._meta.db_table} r ON r.content_object_id = v.{target} {holder_join} "
+        f"JOIN {permission} p ON p.id = r.permission_id"
+        for model, target, holder_join in (
+            (SegmentGroupObjectPermission, "segment_id", by_group),
+            (SegmentUserObjectPermission, "segment_id", "AND r.user_id = v.grantee_user_id"),
+            (ConsumerGroupObjectPermission, "consumer_id", by_group),
+            (ConsumerUserObjectPermission, "consumer_id", "AND r.user_id = v.grantee_user_id"),
+        )
+    )
+    sql = (
+        f"WITH valid AS (SELECT g.* FROM {grant} g WHERE g.status = %s AND g.valid_from <= %s "  # noqa: S608
+        f"AND g.valid_until > %s AND ({holder}) AND EXISTS (SELECT 1 FROM {membership} m "
+        f"WHERE m.user_id = %s AND m.status = %s AND m.role = %s AND {same_organisation}){only}) "
+        f"SELECT valid.*, a.codename AS assigned_codename FROM valid "
+        f"LEFT JOIN ({parts}) a ON a.grant_id = valid.id ORDER BY valid.id"
+    )
+    return sql, params
 
 
 # --- Querysets --------------------------------------------------------------------------------------------
@@ -354,18 +361,29 @@ def grant_for_list(scope: Scope, permission: str, segment_id: int | None = None)
     return scope.grants[min(candidates)] if candidates else None
 
 
-def with_full_records_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
-    """Annotate `full_records`: whether the user holds view_records (not only masked records) on each row."""
-    condition = _consumer_condition(scope, Permission.VIEW_RECORDS, "pk")
+def _flag(scope: Scope, consumers: QuerySet[Consumer], name: str, permission: str) -> QuerySet[Consumer]:
+    """Annotate `name`: whether the user holds `permission` on each row of `consumers`, which are visible
+    consumers (this module's querysets). Where `permission` comes with records on every segment and
+    consumer that shows records at all (the usual scope: one grant), every visible row has it: a constant,
+    so that the page's query does not test (and the database does not hash) the grant's memberships."""
+    if scope.segment_ids(permission) == scope.segment_ids(RECORDS) and scope.consumer_ids(
+        permission
+    ) == scope.consumer_ids(RECORDS):
+        held = not scope.is_empty() and bool(scope.segment_ids(RECORDS) or scope.consumer_ids(RECORDS))
+        return consumers.annotate(**{name: Value(held, output_field=BooleanField())})
+    condition = _consumer_condition(scope, permission, "pk")
     if condition is None:
-        return consumers.annotate(full_records=Value(False, output_field=BooleanField()))
-    return consumers.annotate(full_records=ExpressionWrapper(condition, output_field=BooleanField()))
+        return consumers.annotate(**{name: Value(False, output_field=BooleanField())})
+    return consumers.annotate(**{name: ExpressionWrapper(condition, output_field=BooleanField())})
+
+
+def with_full_records_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
+    """Annotate `full_records`: whether the user holds view_records (not only masked records) on each row of
+    these visible consumers."""
+    return _flag(scope, consumers, "full_records", Permission.VIEW_RECORDS)
 
 
 def with_scores_flag(scope: Scope, consumers: QuerySet[Consumer]) -> QuerySet[Consumer]:
-    """Annotate `scores_visible`: whether the user holds view_scores on each row (a list shows a consumer's
-    score only then, as the consumer page and the API do)."""
-    condition = _consumer_condition(scope, Permission.VIEW_SCORES, "pk")
-    if condition is None:
-        return consumers.annotate(scores_visible=Value(False, output_field=BooleanField()))
-    return consumers.annotate(scores_visible=ExpressionWrapper(condition, output_field=BooleanField()))
+    """Annotate `scores_visible`: whether the user holds view_scores on each row of these visible consumers
+    (a list shows a consumer's score only then, as the consumer page and the API do)."""
+    return _flag(scope, consumers, "scores_visible", Permission.VIEW_SCORES)

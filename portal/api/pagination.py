@@ -102,6 +102,8 @@ class Keyset:
         return condition
 
     def _values(self, row: Any) -> list[Any]:
+        if isinstance(row, dict):  # a page of .values() rows
+            return [row[name] for name in self.fields]
         return [getattr(row, name) for name in self.fields]
 
     def _serialise(self, values: list[Any]) -> list[Any]:

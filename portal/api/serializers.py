@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from portal.access import masking
@@ -99,6 +100,26 @@ class ConsumerSerializer(serializers.ModelSerializer):
         return data
 
 
+def consumer_rows(consumers: list[Consumer]) -> list[dict[str, Any]]:
+    """ConsumerSerializer's output for a page of consumers, byte for byte, without a field tree per row."""
+    shaped = []
+    for consumer in consumers:
+        masked = not getattr(consumer, "full_records", False)
+        shaped.append(
+            {
+                "public_id": consumer.public_id,
+                **masking.identity(consumer, masked=masked),
+                "province": consumer.province,
+                "city": consumer.city,
+                "birth_year": consumer.birth_year,
+                "joined_on": consumer.joined_on.isoformat(),
+                "status": consumer.status,
+                "masked": masked,
+            }
+        )
+    return shaped
+
+
 class ConsumerDetailSerializer(serializers.ModelSerializer):
     masked = serializers.BooleanField()
     current_score = serializers.IntegerField(allow_null=True)
@@ -135,7 +156,18 @@ class ConsumerDetailSerializer(serializers.ModelSerializer):
             "status": consumer.status,
             "masked": instance["masked"],
             "current_score": instance["current_score"],
-            "accounts": AccountSerializer(instance["accounts"], many=True).data,
+            "accounts": [
+                {  # AccountSerializer's output, without a field tree per account
+                    "product": account.product,
+                    "credit_limit": None
+                    if account.credit_limit is None
+                    else format(account.credit_limit, "f"),
+                    "balance": format(account.balance, "f"),
+                    "opened_on": account.opened_on.isoformat(),
+                    "status": account.status,
+                }
+                for account in instance["accounts"]
+            ],
             "segments": instance["segments"],
         }
 
@@ -165,6 +197,50 @@ class TransactionSerializer(serializers.ModelSerializer):
 
     def get_currency(self, txn: Transaction) -> str:
         return "CNY"
+
+
+# The columns a transaction row is shaped from, in one query: plain values, no model instances.
+TRANSACTION_VALUES = (
+    "id",
+    "consumer_id",
+    "consumer__public_id",
+    "occurred_at",
+    "kind",
+    "amount",
+    "account__product",
+    "merchant__name",
+    "merchant__category",
+    "channel",
+    "due_date",
+    "days_late",
+)
+
+
+def transaction_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TransactionSerializer's output for rows of TRANSACTION_VALUES, byte for byte (its fields' own
+    formatting: times in the current zone, ISO 8601; amounts as fixed-point strings), without building a
+    model instance and a field tree per row: on a page of 50 that is most of the request's time."""
+    zone = timezone.get_current_timezone()
+    shaped = []
+    for row in rows:
+        occurred = row["occurred_at"].astimezone(zone).isoformat()
+        due = row["due_date"]
+        shaped.append(
+            {
+                "consumer": row["consumer__public_id"],
+                "occurred_at": occurred[:-6] + "Z" if occurred.endswith("+00:00") else occurred,
+                "kind": row["kind"],
+                "amount": format(row["amount"], "f"),
+                "currency": "CNY",
+                "account_product": row["account__product"],
+                "merchant": row["merchant__name"],
+                "merchant_category": row["merchant__category"],
+                "channel": row["channel"],
+                "due_date": due.isoformat() if due is not None else None,
+                "days_late": row["days_late"],
+            }
+        )
+    return shaped
 
 
 class GrantSerializer(serializers.ModelSerializer):

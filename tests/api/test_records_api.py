@@ -257,9 +257,9 @@ def wide_regulator(demo) -> ApiClient:
 
 
 # Each audited list request costs, whatever its page size:
-#  1 token with its user and organisation; 2 the valid grants; 3 guardian's rows for them (one UNION ALL);
-#  4 the page (one query, keyset); 5-8 the audit event: savepoint, insert event, insert subjects, release.
-LIST_QUERIES = 8
+#  1 token with its user and organisation; 2 the valid grants with guardian's rows for them (one statement);
+#  3 the page (one query, keyset); 4-7 the audit event: savepoint, insert event, insert subjects, release.
+LIST_QUERIES = 7
 # With several grants in scope (wide_regulator): also the page's memberships in segments of the scope, which
 # say the grant each consumer was shown under (recorded per subject).
 MULTI_GRANT_LIST_QUERIES = LIST_QUERIES + 1

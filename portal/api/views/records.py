@@ -14,12 +14,16 @@ from portal.access.models import Permission
 from portal.accounts.models import Role
 from portal.api import params
 from portal.api.pagination import Keyset
+from portal.api.renderers import FastJSONRenderer
 from portal.api.schema import paginated
 from portal.api.serializers import (
+    TRANSACTION_VALUES,
     ConsumerDetailSerializer,
     ConsumerSerializer,
     SegmentSerializer,
     TransactionSerializer,
+    consumer_rows,
+    transaction_rows,
 )
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.records import selectors
@@ -48,6 +52,7 @@ TRANSACTION_PAGES = Keyset("-occurred_at", "-id")
 
 
 class SegmentListView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "segments"
     action = "segment.list"
 
@@ -72,6 +77,7 @@ class SegmentListView(PortalView):
 
 
 class SegmentSummaryView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "segment_summary"
     action = "segment.summary"
 
@@ -109,6 +115,7 @@ def _segment_filter(view: PortalView, request: Request, permission: str) -> int 
 
 
 class ConsumerListView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "records"
     action = "consumer.list"
 
@@ -151,10 +158,11 @@ class ConsumerListView(PortalView):
                 for c in page.results
             ),
         )
-        return Response(page.as_dict(ConsumerSerializer(page.results, many=True).data))
+        return Response(page.as_dict(consumer_rows(page.results)))
 
 
 class ConsumerDetailView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "records"
     action = "consumer.read"
 
@@ -189,10 +197,11 @@ def _transactions_filtered(request: Request, queryset):
         queryset = queryset.filter(occurred_at__lte=until)
     if kind is not None:
         queryset = queryset.filter(kind=kind)
-    return queryset.select_related("consumer", "account", "merchant")
+    return queryset.values(*TRANSACTION_VALUES)
 
 
 class ConsumerTransactionListView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "records"
     action = "consumer.transactions"
 
@@ -207,10 +216,11 @@ class ConsumerTransactionListView(PortalView):
         page = TRANSACTION_PAGES.paginate(request, transactions)
         self.note.subjects = [access.consumer.public_id]
         self.note.row_count = len(page.results)
-        return Response(page.as_dict(TransactionSerializer(page.results, many=True).data))
+        return Response(page.as_dict(transaction_rows(page.results)))
 
 
 class TransactionListView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "records"
     action = "transaction.list"
 
@@ -230,10 +240,10 @@ class TransactionListView(PortalView):
         scope = self.scope()
         transactions = policy.visible_transactions(scope, segment_id=segment_id)
         page = TRANSACTION_PAGES.paginate(request, _transactions_filtered(request, transactions))
-        self.note.subjects = [t.consumer.public_id for t in page.results]
+        self.note.subjects = [t["consumer__public_id"] for t in page.results]
         self.note.row_count = len(page.results)
         self.attribute(policy.grant_for_list(scope, policy.RECORDS, segment_id))
         self.note.subject_grants = policy.subject_grants(
-            scope, ((t.consumer_id, t.consumer.public_id, policy.RECORDS) for t in page.results)
+            scope, ((t["consumer_id"], t["consumer__public_id"], policy.RECORDS) for t in page.results)
         )
-        return Response(page.as_dict(TransactionSerializer(page.results, many=True).data))
+        return Response(page.as_dict(transaction_rows(page.results)))
