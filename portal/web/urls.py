@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/login/", auth.login_view, name="login"),
     path("accounts/logout/", auth.logout_view, name="logout"),
     path("accounts/enrol/", auth.enrol, name="enrol"),
+    path("accounts/session/extend/", auth.session_keepalive, name="session-extend"),
     path("accounts/requests/", accounts.request_list, name="account-requests"),
     path(
         "accounts/requests/<str:kind>/<str:pk>/<str:verb>/",

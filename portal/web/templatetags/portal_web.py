@@ -233,3 +233,23 @@ def segment_volume_trend(months: list[str], series: list[tuple[str, list]]) -> S
         x_title=_("Month"),
         kind="cny",
     )
+
+
+@register.inclusion_tag("web/_session_timer.html", takes_context=True)
+def session_timer(context: dict) -> dict:
+    """The idle-session warning (static/web/session.js): the seconds left come from the server's own count,
+    so the page warns when the session really ends, not after a constant of its own."""
+    from django.conf import settings
+
+    from portal.accounts.middleware import session_seconds_left
+
+    request: Any = context.get("request")
+    user = getattr(request, "user", None)
+    signed_in = user is not None and user.is_authenticated
+    left = session_seconds_left(request.session) if signed_in else None
+    return {
+        "seconds_left": left,
+        "warning_seconds": settings.SESSION_WARNING_SECONDS,
+        "csrf_token": context.get("csrf_token"),
+        "path": request.get_full_path() if request is not None else "/",
+    }
