@@ -174,14 +174,15 @@ def org_name(recorded: str, names: dict[str, str] | None) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeString:
+def sort_header(context: dict, key: str, label: str, css: str = "", anchor: str = "") -> SafeString:
     """A column header that sorts the list by `key` (ascending first, then descending), keeping the list's
     other parameters; `aria-sort` tells a screen reader the current order."""
     from django.http import QueryDict
     from django.utils.html import format_html
 
-    current = context.get("sort", "")
-    query = QueryDict(context.get("list_query", ""), mutable=True)
+    listing = context.get("listing")
+    current = listing.sort if listing is not None else context.get("sort", "")
+    query = QueryDict(listing.query if listing is not None else context.get("list_query", ""), mutable=True)
     query.pop("sort", None)
     state = "none"
     target = key
@@ -192,10 +193,11 @@ def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeStrin
     query["sort"] = target
     arrow = {"ascending": " ▲", "descending": " ▼", "none": ""}[state]
     return format_html(
-        '<th scope="col" class="sortable {}" aria-sort="{}"><a href="?{}" data-sort="{}">{}{}</a></th>',
+        '<th scope="col" class="sortable {}" aria-sort="{}"><a href="?{}{}" data-sort="{}">{}{}</a></th>',
         css,
         state,
         query.urlencode(),
+        f"#{anchor}" if anchor else "",
         target,
         label,
         arrow,

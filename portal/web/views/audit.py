@@ -17,9 +17,21 @@ from audit.models import AuditCheckpoint, AuditEvent, AuditSubject
 from portal.access.selectors import shown_grant_purposes
 from portal.web import pages
 from portal.web.forms import AccessLogForm, EventFilterForm
-from portal.web.paging import BadCursor, Keyset
+from portal.web.paging import BadCursor, Keyset, SortedList
 
 EVENT_PAGES = Keyset("-occurred_at", "-id")
+# The event search's sortable columns: time either way, or by action or user (then newest first).
+EVENT_LIST = SortedList(
+    {
+        "-occurred_at": EVENT_PAGES,
+        "occurred_at": Keyset("occurred_at", "id"),
+        "action": Keyset("action", "-occurred_at", "-id"),
+        "-action": Keyset("-action", "-occurred_at", "-id"),
+        "actor_username": Keyset("actor_username", "-occurred_at", "-id"),
+        "-actor_username": Keyset("-actor_username", "-occurred_at", "-id"),
+    },
+    default="-occurred_at",
+)
 CHECKPOINT_ROWS = 20
 # The newest checkpoints tried, newest first, for the one whose signed note opens: one query, however many
 # rows a forger added (a row that does not verify is reported by verification, never relied on here).
@@ -107,20 +119,17 @@ def event_list(request: HttpRequest) -> HttpResponse:
         events = selectors.event_list(**form.filters()).prefetch_related("subjects")
     else:
         events, status = selectors.event_list().none(), 400
-    query = request.GET.copy()
-    query.pop("cursor", None)
-    try:
-        page = EVENT_PAGES.paginate(events, request.GET.get("cursor"))
-    except BadCursor:
-        page, status = EVENT_PAGES.paginate(events.none(), None), 400
-    note.row_count = len(page.results)
+    listing = EVENT_LIST.read(request, events, keep=tuple(EventFilterForm.base_fields))
+    if listing.invalid:
+        status = 400
+    note.row_count = len(listing.page.results)
     return render(
         request,
         "web/audit_events.html",
         {
             "form": form,
-            "page": page,
-            "filter_query": query.urlencode(),
+            "listing": listing,
+            "page": listing.page,
             "organisation_names": pages.organisation_names(),
         },
         status=status,
