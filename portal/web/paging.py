@@ -8,6 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -18,6 +19,15 @@ from django.http import QueryDict
 
 class BadCursor(ValueError):
     """A cursor that this list did not issue."""
+
+
+def _decoded(value: Any) -> Any:
+    """A boundary value as the cursor carries it: times and decimals are tagged, the rest is JSON."""
+    if isinstance(value, dict):
+        if "t" in value:
+            return datetime.fromisoformat(value["t"])
+        return Decimal(value["d"])
+    return value
 
 
 def _fernet() -> Fernet:
@@ -95,7 +105,12 @@ class Keyset:
         values = []
         for name in self.fields:
             value = getattr(row, name)
-            values.append({"t": value.isoformat()} if isinstance(value, datetime) else value)
+            if isinstance(value, datetime):
+                values.append({"t": value.isoformat()})
+            elif isinstance(value, Decimal):
+                values.append({"d": str(value)})
+            else:
+                values.append(value)
         body: dict[str, Any] = {"o": list(self.ordering), "k": values}
         if direction != "n":
             body["d"] = direction
@@ -113,9 +128,17 @@ class Keyset:
             direction = payload.get("d", "n")
             if direction not in ("n", "p"):
                 raise BadCursor(cursor)
-            values = [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in payload["k"]]
+            values = [_decoded(v) for v in payload["k"]]
             return direction, values
-        except (InvalidToken, ValueError, KeyError, TypeError, UnicodeError, AttributeError):
+        except (
+            InvalidToken,
+            ValueError,
+            KeyError,
+            TypeError,
+            UnicodeError,
+            AttributeError,
+            InvalidOperation,
+        ):
             raise BadCursor(cursor) from None
 
 
