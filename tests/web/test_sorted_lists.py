@@ -112,3 +112,28 @@ def test_the_event_csv_refuses_bad_filters_and_other_roles(client_for, world):
     for username in ("regulator", "compliance", "shareholder"):
         assert client_for(username).get("/audit/events/csv/").status_code == 403
     assert not AuditEvent.objects.filter(action="audit.events.export", outcome="allowed").exists()
+
+
+def test_decided_grants_filter_by_status_sort_and_page(client_for, world, settings):
+    from portal.access import services
+    from portal.access.models import AccessGrant
+    from portal.accounts.models import User
+
+    officer = User.objects.get(username="compliance2")
+    for grant in AccessGrant.objects.filter(status=AccessGrant.Status.APPROVED):
+        services.grant_revoke(grant=grant, revoker=officer, reason="Case closed.")
+    revoked = AccessGrant.objects.filter(status=AccessGrant.Status.REVOKED).order_by("pk")
+    assert revoked.count() >= 2
+    settings.WEB_PAGE_SIZE = 1
+    compliance = client_for("compliance")
+    html = compliance.get("/grants/", {"sort": "pk", "status": "revoked"}).content.decode()
+    assert 'aria-sort="ascending"' in html and f'data-total="{revoked.count()}"' in html
+    assert f'href="/grants/{revoked[0].pk}/"' in html and f'href="/grants/{revoked[1].pk}/"' not in html
+    cursor = re.search(r'rel="next" href="\?[^"]*cursor=([^"#]+)', html).group(1)  # type: ignore[union-attr]
+    second = compliance.get(f"/grants/?sort=pk&status=revoked&cursor={cursor}").content.decode()
+    assert f'href="/grants/{revoked[1].pk}/"' in second
+    assert 'option value="revoked" selected' in second
+    assert 'data-total="0"' in compliance.get("/grants/", {"status": "rejected"}).content.decode()
+    assert compliance.get("/grants/", {"status": "bogus"}).status_code == 400
+    assert compliance.get("/grants/", {"sort": "purpose"}).status_code == 400
+    assert compliance.get("/grants/", {"cursor": "x"}).status_code == 400
