@@ -137,3 +137,24 @@ def test_decided_grants_filter_by_status_sort_and_page(client_for, world, settin
     assert compliance.get("/grants/", {"status": "bogus"}).status_code == 400
     assert compliance.get("/grants/", {"sort": "purpose"}).status_code == 400
     assert compliance.get("/grants/", {"cursor": "x"}).status_code == 400
+
+
+def test_my_exports_sort_filter_and_refuse_odd_input(client_for, world):
+    from portal.access.models import Export
+    from portal.records.models import Segment
+
+    regulator = client_for("regulator")
+    ccf = Segment.objects.get(slug=CCF)
+    for kind in ("transactions", "consumers"):
+        assert regulator.post("/exports/request/", {"segment": ccf.pk, "kind": kind}).status_code == 302
+    mine = Export.objects.filter(requested_by__username="regulator").order_by("created_at", "pk")
+    html = regulator.get("/exports/", {"sort": "created_at"}).content.decode()
+    shown = re.findall(r'data-export="([0-9a-f-]+)"', html)
+    assert shown == [str(e.public_id) for e in mine] and f'data-total="{mine.count()}"' in html
+    newest = re.findall(r'data-export="([0-9a-f-]+)"', regulator.get("/exports/").content.decode())
+    assert newest == shown[::-1]
+    assert 'data-total="0"' in regulator.get("/exports/", {"status": "failed"}).content.decode()
+    assert regulator.get("/exports/", {"status": "nope"}).status_code == 400
+    assert regulator.get("/exports/", {"sort": "sha256"}).status_code == 400
+    # Another user's exports are not in the list.
+    assert 'data-total="0"' in client_for("regulator2").get("/exports/").content.decode()
