@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from audit.chain import events_seal
+from audit.checkpoints import checkpoint_publish
 from audit.models import AuditEvent
 from portal.access.models import AccessGrant
 from portal.records.models import Consumer, Segment
@@ -128,8 +130,13 @@ def walks() -> dict[str, list[str]]:
     consumer = Consumer.objects.filter(memberships__segment__slug=CCF).order_by("public_id").first()
     assert consumer is not None
     grant = AccessGrant.objects.order_by("pk").first()
-    event = AuditEvent.objects.order_by("-pk").first()
-    assert grant is not None and event is not None
+    # A sealed event under a signed checkpoint, so that its page shows the inclusion proof; and one that is
+    # still pending.
+    events_seal()
+    checkpoint_publish()
+    event = AuditEvent.objects.filter(chain_position__isnull=False).order_by("-pk").first()
+    pending = AuditEvent.objects.order_by("-pk").first()
+    assert grant is not None and event is not None and pending is not None
     return {
         "regulator": [
             "/dashboard/",
@@ -140,6 +147,7 @@ def walks() -> dict[str, list[str]]:
             "/grants/",
             f"/grants/{grant.pk}/",
             "/grants/request/",
+            "/exports/",
             "/accounts/mfa/",
         ],
         "shareholder": ["/overview/", "/segments/", f"/segments/{delta.pk}/", "/grants/"],
@@ -147,6 +155,7 @@ def walks() -> dict[str, list[str]]:
         "auditor": [
             "/audit/events/",
             f"/audit/events/{event.pk}/",
+            f"/audit/events/{pending.pk}/",
             f"/audit/access-log/?consumer={consumer.public_id}",
             "/audit/chain/",
             "/grants/",
