@@ -217,6 +217,8 @@ MFA_RECOVERY_CODES = 10
 SESSION_IDLE_TIMEOUT_SECONDS = envint("PORTAL_SESSION_IDLE_SECONDS", str(15 * 60))
 SESSION_COOKIE_AGE = envint("PORTAL_SESSION_MAX_AGE_SECONDS", str(8 * 3600))
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Pages warn this long before a session ends and offer to keep it.
+SESSION_WARNING_SECONDS = envint("PORTAL_SESSION_WARNING_SECONDS", "120")
 # django-axes: after 5 failed logins for a username (web form or token endpoint) it is locked for a while;
 # so is a client address with 5 failures whatever the usernames (password spraying).
 AXES_FAILURE_LIMIT = envint("PORTAL_LOGIN_FAILURE_LIMIT", "5")

@@ -34,6 +34,23 @@ def session_started(session: Any) -> None:
     session[SEEN_KEY] = now
 
 
+def session_seconds_left(session: Any) -> int | None:
+    """Seconds until SessionLifetimeMiddleware ends this logged-in session (the sooner of the idle and the
+    absolute limit), as the server counts them; None for a session without the stamps."""
+    started, seen = session.get(STARTED_KEY), session.get(SEEN_KEY)
+    if not isinstance(started, int) or not isinstance(seen, int):
+        return None
+    now = int(time.time())
+    idle_left = settings.SESSION_IDLE_TIMEOUT_SECONDS - (now - seen)
+    lifetime_left = settings.SESSION_COOKIE_AGE - (now - started)
+    return max(0, min(idle_left, lifetime_left))
+
+
+def session_extend(session: Any) -> None:
+    """The user asked to stay signed in: the idle limit counts from now (never past the absolute one)."""
+    session[SEEN_KEY] = int(time.time())
+
+
 class SessionLifetimeMiddleware:
     """Ends a logged-in session after SESSION_IDLE_TIMEOUT_SECONDS without a request, or SESSION_COOKIE_AGE
     after login whatever the activity; the session row is deleted, so the cookie is worthless afterwards."""

@@ -24,6 +24,9 @@ from django.utils.translation import gettext as _
 
 WIDTH = 960
 LEFT, RIGHT, TOP, BOTTOM = 76, 16, 14, 50
+# The narrow variant, shown instead at phone widths (portal.css): drawn for about its own width, so that its
+# 12-unit text stays near 12 px on a 390 px screen instead of shrinking with a 960-unit picture.
+NARROW_WIDTH, NARROW_LEFT, NARROW_RIGHT = 340, 62, 8
 PLOT_HEIGHT = 200
 FONT = 12
 PALETTE = ("#1f5fa8", "#c8601c", "#2e8b57", "#7d4fb8", "#b83a52", "#4f6275")
@@ -124,6 +127,24 @@ def format_month(month: str) -> str:
     return month
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The picture's width and its left and right margins: the wide variant or the narrow one."""
+
+    width: int
+    left: int
+    right: int
+    variant: str  # "wide" or "narrow"
+
+    @property
+    def plot_width(self) -> int:
+        return self.width - self.left - self.right
+
+
+WIDE = _Layout(WIDTH, LEFT, RIGHT, "wide")
+NARROW = _Layout(NARROW_WIDTH, NARROW_LEFT, NARROW_RIGHT, "narrow")
+
+
 @dataclass
 class _Plot:
     """The plot rectangle and its value range; everything drawn maps values through `y`."""
@@ -148,10 +169,13 @@ def _chart_id(kind: str, label: str, data: object) -> str:
     return f"{kind}-" + hashlib.sha256(f"{label}|{data!r}".encode()).hexdigest()[:10]
 
 
-def _open(chart_id: str, label: str, kind: str, height: float) -> list[str]:
+def _open(chart_id: str, label: str, kind: str, height: float, layout: _Layout) -> list[str]:
+    # The wide picture keeps the class the page and its tests know (chart-bars …); the narrow one is its
+    # sibling (chart-bars-narrow), and CSS shows exactly one of them.
+    css = f"chart chart-{kind}" if layout is WIDE else f"chart chart-narrow chart-{kind}-narrow"
     return [
-        f'<div class="chart-box" tabindex="0"><svg class="chart chart-{kind}" id="{chart_id}" '
-        f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" role="img" '
+        f'<svg class="{css}" id="{chart_id}" '
+        f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {layout.width} {height:.0f}" role="img" '
         f'aria-labelledby="{chart_id}-title" width="100%" preserveAspectRatio="xMidYMid meet" '
         f'font-size="{FONT}">',
         f'<title id="{chart_id}-title">{escape(label)}</title>',
@@ -161,11 +185,9 @@ def _open(chart_id: str, label: str, kind: str, height: float) -> list[str]:
     ]
 
 
-def _close(parts: list[str], table: str) -> SafeString:
+def _close(parts: list[str]) -> str:
     parts.append("</svg>")
-    parts.append(table)
-    parts.append("</div>")
-    return mark_safe("".join(parts))  # noqa: S308 - every text in it is escaped where it is added
+    return "".join(parts)
 
 
 def _axes(parts: list[str], plot: _Plot, ticks: list[float], kind: str, y_title: str, x_title: str) -> None:
@@ -255,18 +277,41 @@ def bar_chart(
     reference: Reference | None = None,
 ) -> SafeString:
     """Vertical bars, one per item, from zero; withheld values are hatched bands carrying `withheld_label`."""
-    chart_id = _chart_id("bars", label, bars)
+    rows: list[tuple[str, str]] = []
+
+    def draw(layout: _Layout) -> str:
+        rows.clear()
+        return _bars_svg(bars, layout, rows, label, withheld_label, y_title, x_title, kind, reference)
+
+    svg_parts = draw(WIDE), draw(NARROW)
+    return mark_safe(  # noqa: S308 - every text in it is escaped where it is added
+        f'<div class="chart-box" tabindex="0">{"".join(svg_parts)}'
+        f"{_table(label, (x_title, y_title), rows)}</div>"
+    )
+
+
+def _bars_svg(
+    bars: Sequence[Bar],
+    layout: _Layout,
+    rows: list[tuple[str, str]],
+    label: str,
+    withheld_label: str,
+    y_title: str,
+    x_title: str,
+    kind: str,
+    reference: Reference | None,
+) -> str:
+    chart_id = _chart_id("bars", label, bars) + ("" if layout is WIDE else "-narrow")
     values = [float(b.value) for b in bars if b.value is not None]
     if reference is not None:
         values.append(reference.value)
     ticks = nice_ticks(0.0, max(values, default=0.0) or (1.0 if kind == "percent" else 10.0))
-    plot = _Plot(LEFT, TOP, WIDTH - LEFT - RIGHT, PLOT_HEIGHT, 0.0, ticks[-1])
+    plot = _Plot(layout.left, TOP, layout.plot_width, PLOT_HEIGHT, 0.0, ticks[-1])
     height = plot.bottom + BOTTOM
-    parts = _open(chart_id, label, "bars", height)
+    parts = _open(chart_id, label, "bars", height, layout)
     _axes(parts, plot, ticks, kind, y_title, x_title)
     slot = plot.width / max(1, len(bars))
     bar_w = max(2.0, slot * 0.7)
-    rows = []
     for index, bar in enumerate(bars):
         x = plot.left + slot * index + (slot - bar_w) / 2
         if bar.value is None:
@@ -285,7 +330,7 @@ def bar_chart(
     if reference is not None:
         _reference(parts, plot, reference, kind)
     _x_labels(parts, plot, [b.label for b in bars], slot)
-    return _close(parts, _table(label, (x_title, y_title), rows))
+    return _close(parts)
 
 
 def grouped_bar_chart(
@@ -300,21 +345,47 @@ def grouped_bar_chart(
 ) -> SafeString:
     """Bars per group (e.g. month), one colour per series (e.g. product), with a legend above the plot that
     wraps onto as many rows as it needs."""
-    chart_id = _chart_id("grouped", label, (groups, series))
+    rows = [
+        [group]
+        + [
+            withheld_label if vals[g] is None else format_number(float(vals[g]), kind=kind, step=0.01)  # type: ignore[arg-type]
+            for _name, vals in series
+        ]
+        for g, group in enumerate(groups)
+    ]
+    pictures = "".join(
+        _grouped_svg(groups, series, layout, label, withheld_label, y_title, x_title, kind)
+        for layout in (WIDE, NARROW)
+    )
+    table = _table(label, [x_title] + [name for name, _v in series], rows)
+    return mark_safe(f'<div class="chart-box" tabindex="0">{pictures}{table}</div>')  # noqa: S308
+
+
+def _grouped_svg(
+    groups: Sequence[str],
+    series: Sequence[tuple[str, Sequence[Number | None]]],
+    layout: _Layout,
+    label: str,
+    withheld_label: str,
+    y_title: str,
+    x_title: str,
+    kind: str,
+) -> str:
+    chart_id = _chart_id("grouped", label, (groups, series)) + ("" if layout is WIDE else "-narrow")
     legend: list[tuple[float, int, str, str]] = []  # x, row, colour, name
-    x, row = float(LEFT), 0
+    x, row = float(layout.left), 0
     for s_index, (name, _values) in enumerate(series):
         item = 14 + 6 + text_width(name) + 18
-        if x + item > WIDTH - RIGHT and x > LEFT:
-            x, row = float(LEFT), row + 1
+        if x + item > layout.width - layout.right and x > layout.left:
+            x, row = float(layout.left), row + 1
         legend.append((x, row, PALETTE[s_index % len(PALETTE)], name))
         x += item
     legend_h = (row + 1) * 20 + 6 if series else 0
     values = [float(v) for _name, vals in series for v in vals if v is not None]
     ticks = nice_ticks(0.0, max(values, default=0.0) or 10.0)
-    plot = _Plot(LEFT, TOP + legend_h, WIDTH - LEFT - RIGHT, PLOT_HEIGHT, 0.0, ticks[-1])
+    plot = _Plot(layout.left, TOP + legend_h, layout.plot_width, PLOT_HEIGHT, 0.0, ticks[-1])
     height = plot.bottom + BOTTOM
-    parts = _open(chart_id, label, "grouped", height)
+    parts = _open(chart_id, label, "grouped", height, layout)
     for lx, lrow, colour, name in legend:
         ly = TOP + lrow * 20
         parts.append(
@@ -349,15 +420,7 @@ def grouped_bar_chart(
                 f"<title>{escape(group)} · {escape(name)}: {escape(shown)}</title></rect>"
             )
     _x_labels(parts, plot, groups, slot)
-    rows = [
-        [group]
-        + [
-            withheld_label if vals[g] is None else format_number(float(vals[g]), kind=kind, step=0.01)  # type: ignore[arg-type]
-            for _name, vals in series
-        ]
-        for g, group in enumerate(groups)
-    ]
-    return _close(parts, _table(label, [x_title] + [name for name, _v in series], rows))
+    return _close(parts)
 
 
 def line_chart(
@@ -370,9 +433,26 @@ def line_chart(
     x_title: str,
 ) -> SafeString:
     """A line over labelled points (oldest first) on a fixed value range, e.g. scores 300-850."""
-    chart_id = _chart_id("line", label, points)
-    plot = _Plot(LEFT, TOP, WIDTH - LEFT - RIGHT, PLOT_HEIGHT, low, high)
-    parts = _open(chart_id, label, "line", plot.bottom + BOTTOM)
+    pictures = "".join(
+        _line_svg(points, layout, label, low, high, y_title, x_title) for layout in (WIDE, NARROW)
+    )
+    rows = [(text, f"{value:.0f}") for text, value in points]
+    table = _table(label, (x_title, y_title), rows)
+    return mark_safe(f'<div class="chart-box" tabindex="0">{pictures}{table}</div>')  # noqa: S308
+
+
+def _line_svg(
+    points: Sequence[tuple[str, float]],
+    layout: _Layout,
+    label: str,
+    low: float,
+    high: float,
+    y_title: str,
+    x_title: str,
+) -> str:
+    chart_id = _chart_id("line", label, points) + ("" if layout is WIDE else "-narrow")
+    plot = _Plot(layout.left, TOP, layout.plot_width, PLOT_HEIGHT, low, high)
+    parts = _open(chart_id, label, "line", plot.bottom + BOTTOM, layout)
     ticks = nice_ticks(low, high, 6, cover=False)
     _axes(parts, plot, ticks, "score", y_title, x_title)
     count = len(points)
@@ -390,5 +470,4 @@ def line_chart(
             f"<title>{escape(text)}: {value:.0f}</title></circle>"
         )
     _x_labels(parts, plot, [text for text, _v in points], slot)
-    rows = [(text, f"{value:.0f}") for text, value in points]
-    return _close(parts, _table(label, (x_title, y_title), rows))
+    return _close(parts)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/login/", auth.login_view, name="login"),
     path("accounts/logout/", auth.logout_view, name="logout"),
     path("accounts/enrol/", auth.enrol, name="enrol"),
+    path("accounts/session/extend/", auth.session_keepalive, name="session-extend"),
     path("accounts/requests/", accounts.request_list, name="account-requests"),
     path(
         "accounts/requests/<str:kind>/<str:pk>/<str:verb>/",
@@ -37,6 +38,7 @@ urlpatterns = [
     path("scoring/runs/progress.json", scoring.run_progress, name="score-runs-progress"),
     path("scoring/runs/start/", scoring.run_start, name="score-run-start"),
     path("audit/events/", audit.event_list, name="audit-events"),
+    path("audit/events/csv/", audit.event_csv, name="audit-events-csv"),
     path("audit/events/<str:event_id>/", audit.event_detail, name="audit-event"),
     path("audit/access-log/", audit.access_log, name="audit-access-log"),
     path("audit/chain/", audit.chain, name="audit-chain"),

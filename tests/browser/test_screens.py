@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from audit.chain import events_seal
+from audit.checkpoints import checkpoint_publish
 from audit.models import AuditEvent
 from portal.access.models import AccessGrant
 from portal.records.models import Consumer, Segment
@@ -89,13 +91,52 @@ def test_the_header_is_one_row_wide_and_a_menu_narrow(sign_in, demo_world, langu
     assert page.evaluate("document.activeElement.id") == "main"
 
 
+# Every shown chart's rendered width, and the rendered size of its smallest tick label, in CSS pixels.
+CHART_SIZES = """() => [...document.querySelectorAll('svg.chart')]
+  .filter(svg => svg.getBoundingClientRect().width > 0)
+  .map(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    const sizes = [...svg.querySelectorAll('text.tick, text.x-label')]
+      .map(t => parseFloat(getComputedStyle(t).fontSize) * scale);
+    return {narrow: svg.classList.contains('chart-narrow'), width: svg.getBoundingClientRect().width,
+            right: svg.getBoundingClientRect().right, smallest: Math.min(...sizes)};
+  })"""
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_charts_are_redrawn_for_a_phone(sign_in, demo_world, language):
+    delta = Segment.objects.get(slug=DELTA)
+    consumer = Consumer.objects.filter(memberships__segment__slug=CCF).order_by("public_id").first()
+    assert consumer is not None
+    pages = [("shareholder", f"/segments/{delta.pk}/"), ("shareholder", "/overview/")]
+    pages.append(("regulator", f"/consumers/{consumer.public_id}/"))
+    for username, path in pages:
+        page = sign_in(username, language=language)
+        for width, narrow in ((390, True), (1440, False)):
+            resize(page, width)
+            page.goto(demo_world + path)
+            charts = page.evaluate(CHART_SIZES)
+            assert charts, (username, path)
+            for chart in charts:
+                assert chart["narrow"] is narrow, (path, width, chart)
+                assert chart["right"] <= width and chart["width"] <= width, (path, width, chart)
+                if narrow:
+                    assert chart["smallest"] >= 11, (path, chart)  # text stays readable on the phone
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
+
+
 def walks() -> dict[str, list[str]]:
     ccf, delta = Segment.objects.get(slug=CCF), Segment.objects.get(slug=DELTA)
     consumer = Consumer.objects.filter(memberships__segment__slug=CCF).order_by("public_id").first()
     assert consumer is not None
     grant = AccessGrant.objects.order_by("pk").first()
-    event = AuditEvent.objects.order_by("-pk").first()
-    assert grant is not None and event is not None
+    # A sealed event under a signed checkpoint, so that its page shows the inclusion proof; and one that is
+    # still pending.
+    events_seal()
+    checkpoint_publish()
+    event = AuditEvent.objects.filter(chain_position__isnull=False).order_by("-pk").first()
+    pending = AuditEvent.objects.order_by("-pk").first()
+    assert grant is not None and event is not None and pending is not None
     return {
         "regulator": [
             "/dashboard/",
@@ -106,6 +147,7 @@ def walks() -> dict[str, list[str]]:
             "/grants/",
             f"/grants/{grant.pk}/",
             "/grants/request/",
+            "/exports/",
             "/accounts/mfa/",
         ],
         "shareholder": ["/overview/", "/segments/", f"/segments/{delta.pk}/", "/grants/"],
@@ -113,6 +155,7 @@ def walks() -> dict[str, list[str]]:
         "auditor": [
             "/audit/events/",
             f"/audit/events/{event.pk}/",
+            f"/audit/events/{pending.pk}/",
             f"/audit/access-log/?consumer={consumer.public_id}",
             "/audit/chain/",
             "/grants/",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -68,6 +69,15 @@ def test_numbers_follow_the_language():
     ]
 
 
+def pictures(html: str) -> dict[str, str]:
+    """The chart box's two pictures, by variant: the wide one and the one redrawn for phones."""
+    found = {}
+    for svg in re.findall(r"<svg .*?</svg>", html, re.S):
+        found["narrow" if "chart-narrow" in svg.split(">", 1)[0] else "wide"] = svg
+    assert set(found) == {"wide", "narrow"} and html.count("<svg ") == 2
+    return found
+
+
 def bars_on_axis(svg: str) -> list[tuple[float, float, float]]:
     """(value, bar top, where the axis puts the value) for every bar; and each bar ends on the zero line."""
     zero_value, zero_y, top_value, top_y = axis(svg)
@@ -94,18 +104,20 @@ def test_grouped_bars_start_at_zero_and_reach_their_value():
         x_title="Month",
         kind="cny",
     )
-    marks = bars_on_axis(svg)
-    assert len(marks) == 5
-    for _value, top, expected in marks:
-        assert abs(top - expected) < 0.01
-    # The legend sits above the plot, inside the picture.
-    height = float(re.search(r'viewBox="0 0 \d+ (\d+)"', svg).group(1))  # type: ignore[union-attr]
-    legend_ys = [float(y) for y in re.findall(r'<g class="legend-item"><rect x="[^"]+" y="([^"]+)"', svg)]
-    _zero, _zy, _top, top_y = axis(svg)
-    assert legend_ys and all(y >= 0 and y + 14 <= top_y for y in legend_ys) and top_y < height
-    assert svg.count('class="withheld"') == 1
-    assert "<title>2026-01 · Cash loan: withheld</title>" in svg
-    assert "<caption>Volume</caption>" in svg  # the table alternative
+    for variant, picture in pictures(svg).items():
+        marks = bars_on_axis(picture)
+        assert len(marks) == 5, variant
+        for _value, top, expected in marks:
+            assert abs(top - expected) < 0.01, variant
+        # The legend sits above the plot, inside the picture (wrapped onto more rows when narrow).
+        width, height = map(float, re.search(r'viewBox="0 0 (\d+) (\d+)"', picture).groups())  # type: ignore[union-attr]
+        legend = re.findall(r'<g class="legend-item"><rect x="([^"]+)" y="([^"]+)"', picture)
+        _zero, _zy, _top, top_y = axis(picture)
+        assert legend and all(float(y) >= 0 and float(y) + 14 <= top_y for _x, y in legend) and top_y < height
+        assert all(float(x) < width for x, _y in legend)
+        assert picture.count('class="withheld"') == 1
+        assert "<title>2026-01 · Cash loan: withheld</title>" in picture
+    assert svg.count("<caption>Volume</caption>") == 1  # the table alternative, once
 
 
 def test_bars_and_the_reference_line_share_the_axis():
@@ -118,12 +130,13 @@ def test_bars_and_the_reference_line_share_the_axis():
         kind="percent",
         reference=charts.Reference(8.4, "Last 12 months:"),
     )
-    for _value, top, expected in bars_on_axis(svg):
-        assert abs(top - expected) < 0.01
-    _zero, zero_y, top_value, top_y = axis(svg)
-    assert top_value == 10  # the axis covers the reference, not a default 0-1%
-    line = attrs(svg, "reference")[0]
-    assert abs(float(line["y1"]) - (zero_y - (zero_y - top_y) * 8.4 / 10)) < 0.01
+    for picture in pictures(svg).values():
+        for _value, top, expected in bars_on_axis(picture):
+            assert abs(top - expected) < 0.01
+        _zero, zero_y, top_value, top_y = axis(picture)
+        assert top_value == 10  # the axis covers the reference, not a default 0-1%
+        line = attrs(picture, "reference")[0]
+        assert abs(float(line["y1"]) - (zero_y - (zero_y - top_y) * 8.4 / 10)) < 0.01
     assert "Last 12 months: 8.4%" in svg
     assert 'class="axis-title"' in svg and "Rate (%)" in svg
 
@@ -133,3 +146,23 @@ def test_chart_text_is_escaped():
         [charts.Bar("<b>", 3)], label="<script>", withheld_label="x", y_title="&", x_title='"'
     )
     assert "<script>" not in svg and "<b>" not in svg and "&amp;" in svg
+
+
+def test_the_narrow_picture_is_drawn_for_a_phone_not_shrunk():
+    html = charts.line_chart(
+        [(f"2025-{m:02d}", 600 + m) for m in range(1, 13)],
+        label="Score",
+        low=300,
+        high=850,
+        y_title="Score",
+        x_title="Month",
+    )
+    narrow = pictures(html)["narrow"]
+    assert 'viewBox="0 0 340 ' in narrow and 'font-size="12"' in narrow
+    assert 'class="chart chart-narrow chart-line-narrow"' in narrow
+    # Its own ids: the two pictures never share a pattern or a title id.
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    # Month labels are thinned to what fits, not drawn over each other.
+    xs = [float(x) for x in re.findall(r'<text class="x-label" x="([^"]+)"', narrow)]
+    assert 2 <= len(xs) < 12 and all(b - a >= charts.text_width("2025-01") for a, b in itertools.pairwise(xs))

@@ -174,14 +174,15 @@ def org_name(recorded: str, names: dict[str, str] | None) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeString:
+def sort_header(context: dict, key: str, label: str, css: str = "", anchor: str = "") -> SafeString:
     """A column header that sorts the list by `key` (ascending first, then descending), keeping the list's
     other parameters; `aria-sort` tells a screen reader the current order."""
     from django.http import QueryDict
     from django.utils.html import format_html
 
-    current = context.get("sort", "")
-    query = QueryDict(context.get("list_query", ""), mutable=True)
+    listing = context.get("listing")
+    current = listing.sort if listing is not None else context.get("sort", "")
+    query = QueryDict(listing.query if listing is not None else context.get("list_query", ""), mutable=True)
     query.pop("sort", None)
     state = "none"
     target = key
@@ -192,10 +193,11 @@ def sort_header(context: dict, key: str, label: str, css: str = "") -> SafeStrin
     query["sort"] = target
     arrow = {"ascending": " ▲", "descending": " ▼", "none": ""}[state]
     return format_html(
-        '<th scope="col" class="sortable {}" aria-sort="{}"><a href="?{}" data-sort="{}">{}{}</a></th>',
+        '<th scope="col" class="sortable {}" aria-sort="{}"><a href="?{}{}" data-sort="{}">{}{}</a></th>',
         css,
         state,
         query.urlencode(),
+        f"#{anchor}" if anchor else "",
         target,
         label,
         arrow,
@@ -233,3 +235,23 @@ def segment_volume_trend(months: list[str], series: list[tuple[str, list]]) -> S
         x_title=_("Month"),
         kind="cny",
     )
+
+
+@register.inclusion_tag("web/_session_timer.html", takes_context=True)
+def session_timer(context: dict) -> dict:
+    """The idle-session warning (static/web/session.js): the seconds left come from the server's own count,
+    so the page warns when the session really ends, not after a constant of its own."""
+    from django.conf import settings
+
+    from portal.accounts.middleware import session_seconds_left
+
+    request: Any = context.get("request")
+    user = getattr(request, "user", None)
+    signed_in = user is not None and user.is_authenticated
+    left = session_seconds_left(request.session) if signed_in else None
+    return {
+        "seconds_left": left,
+        "warning_seconds": settings.SESSION_WARNING_SECONDS,
+        "csrf_token": context.get("csrf_token"),
+        "path": request.get_full_path() if request is not None else "/",
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import login, logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from audit.recorder import note_for
 from portal.accounts import services as accounts
+from portal.accounts.middleware import session_extend, session_seconds_left
 from portal.web.forms import EnrolmentForm, LoginForm
 from portal.web.pages import HOME, user_of
 
@@ -40,7 +41,25 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return render(request, "web/login.html", {"form": form, "next": target}, status=401)
     if request.user.is_authenticated:
         return redirect(target or "web:home")
-    return render(request, "web/login.html", {"form": LoginForm(request), "next": target})
+    # The idle-session warning sends an ended session here; the flag only chooses which notice is shown.
+    expired = request.GET.get("expired") == "1"
+    return render(request, "web/login.html", {"form": LoginForm(request), "next": target, "expired": expired})
+
+
+@require_POST
+@csrf_protect
+@never_cache
+def session_keepalive(request: HttpRequest) -> HttpResponse:
+    """The dialog's "Stay signed in": the idle limit counts again from now; answers the seconds left, as
+    the server counts them. A session that has already ended (the lifetime middleware signed it out) gets
+    401 and no new one."""
+    note = note_for(request)
+    note.action, note.resource_kind = "auth.session_extend", "session"
+    if not request.user.is_authenticated:
+        note.outcome = "denied"
+        return JsonResponse({"detail": "The session has ended."}, status=401)
+    session_extend(request.session)
+    return JsonResponse({"seconds_left": session_seconds_left(request.session)})
 
 
 @require_POST

@@ -15,8 +15,13 @@ from portal.access.models import Export, Permission
 from portal.records.models import Segment
 from portal.web import pages
 from portal.web.forms import ExportRequestForm
+from portal.web.paging import Keyset, SortedList
 
-LIST_ROWS = 50
+# My exports: newest or oldest first, filtered by state, counted and paged.
+EXPORT_LIST = SortedList(
+    {"-created_at": Keyset("-created_at", "-pk"), "created_at": Keyset("created_at", "pk")},
+    default="-created_at",
+)
 
 
 @pages.page("records", "export.list")
@@ -25,13 +30,30 @@ def export_list(request: HttpRequest) -> HttpResponse:
     note = pages.note(request)
     note.resource_kind = "export"
     user = pages.user_of(request)
-    rows = list(
-        Export.objects.filter(requested_by=user)
-        .select_related("segment")
-        .order_by("-created_at", "-pk")[:LIST_ROWS]
-    )
+    exports_of_user = Export.objects.filter(requested_by=user).select_related("segment")
+    status = 200
+    wanted = request.GET.get("status") or ""
+    if wanted and wanted not in Export.Status.values:
+        exports_of_user, status = exports_of_user.none(), 400
+    elif wanted:
+        exports_of_user = exports_of_user.filter(status=wanted)
+    listing = EXPORT_LIST.read(request, exports_of_user, keep=("status",))
+    if listing.invalid:
+        status = 400
+    rows = listing.page.results
     running = any(e.status in (Export.Status.PENDING, Export.Status.BUILDING) for e in rows)
-    return render(request, "web/exports.html", {"exports": rows, "running": running})
+    return render(
+        request,
+        "web/exports.html",
+        {
+            "exports": rows,
+            "running": running,
+            "listing": listing,
+            "status_filter": wanted,
+            "statuses": Export.Status.choices,
+        },
+        status=status,
+    )
 
 
 @require_POST

@@ -22,8 +22,19 @@ from portal.accounts.models import Role, User
 from portal.records.models import Consumer
 from portal.web import pages
 from portal.web.forms import DecisionForm, GrantRequestForm, RejectForm, RevokeForm
+from portal.web.paging import Keyset, SortedList
 
 LIST_ROWS = 100
+# The decided, ended and expired grants grow without end: sorted, filtered by status, counted and paged.
+CLOSED_LIST = SortedList(
+    {
+        "-pk": Keyset("-pk"),
+        "pk": Keyset("pk"),
+        "valid_until": Keyset("valid_until", "pk"),
+        "-valid_until": Keyset("-valid_until", "-pk"),
+    },
+    default="-pk",
+)
 
 # The grant service's refusals, so that their translations are in the catalogue.
 SERVICE_MESSAGES = (
@@ -57,14 +68,25 @@ def _grants_page(
             :LIST_ROWS
         ]
     )
-    closed = list(grants.exclude(pk__in=[g.pk for g in pending + active]).order_by("-pk")[:LIST_ROWS])
+    closed = grants.exclude(pk__in=[g.pk for g in pending + active])
+    wanted = request.GET.get("status") or ""
+    if wanted and wanted not in AccessGrant.Status.values:
+        closed, status = closed.none(), 400
+    elif wanted:
+        closed = closed.filter(status=wanted)
+    listing = CLOSED_LIST.read(request, closed, keep=("status",))
+    if listing.invalid:
+        status = 400
     return render(
         request,
         "web/grants.html",
         {
             "pending": pending,
             "active": active,
-            "closed": closed,
+            "closed": listing.page.results,
+            "listing": listing,
+            "status_filter": wanted,
+            "statuses": AccessGrant.Status.choices,
             "errors": errors or {},
             "can_decide": user.role == Role.COMPLIANCE,
             "can_request": user.role in (Role.REGULATOR, Role.COMPLIANCE),

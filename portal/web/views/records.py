@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Avg, Count, Q
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,22 +17,32 @@ from portal.access.models import AccessGrant, Permission
 from portal.access.selectors import shown_grant_purposes
 from portal.web import pages
 from portal.web.forms import SearchForm, TransactionFilterForm
-from portal.web.paging import BadCursor, Keyset
+from portal.web.paging import Keyset, SortedList
 from scoring import selectors as scoring_selectors
 from scoring.models import MAX_SCORE, MIN_SCORE
 
-CONSUMER_PAGES = Keyset("-public_id")
 # The consumer list's sortable columns: the URL's `sort` -> a keyset ordering (the last field unique).
 # Only columns stored in the clear and shown to everyone on the list: a masked or hidden value (name, ids,
 # a score outside view_scores) is never a sort key, or the order would tell it.
-CONSUMER_SORTS = {
-    "-public_id": CONSUMER_PAGES,
-    "public_id": Keyset("public_id"),
-    "province": Keyset("province", "public_id"),
-    "-province": Keyset("-province", "-public_id"),
-}
-PAGE_SIZES = (25, 50, 100)
-TRANSACTION_PAGES = Keyset("-occurred_at", "-id")
+CONSUMER_LIST = SortedList(
+    {
+        "-public_id": Keyset("-public_id"),
+        "public_id": Keyset("public_id"),
+        "province": Keyset("province", "public_id"),
+        "-province": Keyset("-province", "-public_id"),
+    },
+    default="-public_id",
+)
+# A consumer's transactions: by time (newest first) or by amount.
+TRANSACTION_LIST = SortedList(
+    {
+        "-occurred_at": Keyset("-occurred_at", "-id"),
+        "occurred_at": Keyset("occurred_at", "id"),
+        "-amount": Keyset("-amount", "-id"),
+        "amount": Keyset("amount", "id"),
+    },
+    default="-occurred_at",
+)
 SCORE_HISTORY_POINTS = 24
 ACCESS_LOG_ROWS = 20
 RECENT_ACTIVITY_ROWS = 10
@@ -140,18 +149,11 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
             wanted = Permission.VIEW_RECORDS
         else:
             consumers, status = consumers.none(), 400
-    sort = request.GET.get("sort") or "-public_id"
-    size_text = request.GET.get("size") or str(settings.WEB_PAGE_SIZE)
-    sizes = sorted({settings.WEB_PAGE_SIZE, *PAGE_SIZES})
-    if sort not in CONSUMER_SORTS or not size_text.isdigit() or int(size_text) not in sizes:
-        sort, size_text, status, consumers = "-public_id", str(settings.WEB_PAGE_SIZE), 400, consumers.none()
-    keyset, size = CONSUMER_SORTS[sort], int(size_text)
-    total = consumers.count()
     consumers = policy.with_scores_flag(scope, policy.with_full_records_flag(scope, consumers))
-    try:
-        page = keyset.paginate(consumers, request.GET.get("cursor"), size)
-    except BadCursor:
-        page, status = keyset.paginate(consumers.none(), None), 400
+    listing = CONSUMER_LIST.read(request, consumers, keep=("q",))
+    if listing.invalid:
+        status = 400
+    page = listing.page
     rows = []
     for consumer in page.results:
         identity = masking.identity(consumer, masked=not consumer.full_records)
@@ -176,30 +178,14 @@ def consumer_list(request: HttpRequest) -> HttpResponse:
             "form": form or SearchForm(),
             "searched": form is not None,
             "rows": rows,
+            "listing": listing,
             "page": page,
-            "total": total,
-            "sort": sort,
-            "size": size,
-            "sizes": sizes,
-            "list_query": _list_query(request, sort, size),
             "can_search": bool(
                 scope.segment_ids(Permission.VIEW_RECORDS) or scope.consumer_ids(Permission.VIEW_RECORDS)
             ),
         },
         status=status,
     )
-
-
-def _list_query(request: HttpRequest, sort: str, size: int) -> str:
-    """The list's query without its cursor: what the pager and the column links keep."""
-    query = QueryDict(mutable=True)
-    if request.GET.get("q"):
-        query["q"] = request.GET["q"]
-    if sort != "-public_id":
-        query["sort"] = sort
-    if size != settings.WEB_PAGE_SIZE:
-        query["size"] = str(size)
-    return query.urlencode()
 
 
 @pages.page("records", "consumer.read")
@@ -217,11 +203,8 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     filters = TransactionFilterForm(request.GET)
     transactions = access.transactions().select_related("account", "merchant")
     transactions = filters.apply(transactions) if filters.is_valid() else transactions.none()
-    cursor_error = False
-    try:
-        page = TRANSACTION_PAGES.paginate(transactions, request.GET.get("cursor"))
-    except BadCursor:
-        page, cursor_error = TRANSACTION_PAGES.paginate(transactions.none(), None), True
+    listing = TRANSACTION_LIST.read(request, transactions, keep=tuple(TransactionFilterForm.base_fields))
+    page, cursor_error = listing.page, listing.invalid
     note.row_count = len(page.results)
     segments = [m.segment for m in access.memberships().select_related("segment").order_by("segment__name")]
     scores = None
@@ -241,8 +224,6 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         access_log_others = audit_selectors.consumer_access_log_others(
             public_id=consumer.public_id, organisation=organisation
         )
-    query = request.GET.copy()
-    query.pop("cursor", None)
     return render(
         request,
         "web/consumer_detail.html",
@@ -254,8 +235,8 @@ def consumer_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "accounts": list(access.accounts().order_by("opened_on", "pk")),
             "filters": filters,
             "page": page,
+            "listing": listing,
             "cursor_error": cursor_error,
-            "filter_query": query.urlencode(),
             "scores": scores,
             "score_range": (MIN_SCORE, MAX_SCORE),
             "access_log": access_log,
