@@ -17,6 +17,7 @@ from datetime import date
 from django.db import connection, transaction
 
 from portal.records import identifiers, rows, synthetic
+from portal.records.keys import consumer_keys_sync
 from portal.records.models import Account, Consumer, Merchant, Segment, SegmentMembership, Transaction
 from portal.records.rows import ACCOUNT_SLOTS, LoadPlan
 
@@ -186,29 +187,36 @@ def _tally(result: LoadResult, counts: tuple[int, ...]) -> None:
     result.memberships += memberships
 
 
+def _keys_sync(plan: LoadPlan, first: int, count: int) -> None:
+    """The chunk's key rows, from the consumers just written (one INSERT … SELECT per key table)."""
+    low = plan.consumer_base + first - plan.start
+    consumer_keys_sync(id_range=(low, low + count))
+
+
 def _load_postgresql(plan: LoadPlan, pending, result: LoadResult, progress, workers: int | None) -> None:
     if workers is None:
         # Below a few chunks, starting helper processes costs more than it saves.
         workers = 0 if len(pending) < 3 else max(1, min(4, (os.cpu_count() or 2) - 1))
     jobs = [(plan, first, count) for first, count in pending]
     if workers == 0:
-        _copy_all(plan, map(rows.copy_chunk, jobs), result, progress)
+        _copy_all(plan, zip(pending, map(rows.copy_chunk, jobs), strict=True), result, progress)
     else:
         # Helper processes are spawned, not forked: they never inherit this process's database connection.
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            _copy_all(plan, pool.imap(rows.copy_chunk, jobs), result, progress)
+            _copy_all(plan, zip(pending, pool.imap(rows.copy_chunk, jobs), strict=True), result, progress)
     with connection.cursor() as cursor:
         for table, _ in TABLES:
             cursor.execute(f'ANALYZE "{table}"')
 
 
 def _copy_all(plan: LoadPlan, chunks, result: LoadResult, progress) -> None:
-    for counts, texts in chunks:
+    for (first, count), (counts, texts) in chunks:
         with transaction.atomic(), connection.cursor() as cursor:
             raw = cursor.cursor  # psycopg2's own cursor, for copy_expert
             for (table, columns), text in zip(TABLES, texts, strict=True):
                 if text:
                     raw.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', io.StringIO(text))
+            _keys_sync(plan, first, count)
         _tally(result, counts)
         if progress:
             progress(result, plan.count)
@@ -226,6 +234,7 @@ def _load_sqlite(plan: LoadPlan, pending, result: LoadResult, progress) -> None:
                         f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})',  # noqa: S608
                         table_rows,
                     )
+            _keys_sync(plan, first, count)
         _tally(result, tuple(len(table_rows) for table_rows in tables))
         if progress:
             progress(result, plan.count)
