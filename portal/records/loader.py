@@ -17,8 +17,16 @@ from datetime import date
 from django.db import connection, transaction
 
 from portal.records import identifiers, rows, synthetic
-from portal.records.keys import consumer_keys_sync
-from portal.records.models import Account, Consumer, Merchant, Segment, SegmentMembership, Transaction
+from portal.records.keys import KEY_TABLES, consumer_keys_sync
+from portal.records.models import (
+    Account,
+    Consumer,
+    ConsumerPublicId,
+    Merchant,
+    Segment,
+    SegmentMembership,
+    Transaction,
+)
 from portal.records.rows import ACCOUNT_SLOTS, LoadPlan
 
 DEFAULT_CHUNK = 2_000
@@ -119,7 +127,8 @@ def _chunks(start: int, count: int, size: int) -> Iterator[tuple[int, int]]:
 def _chunk_present(seed: int, first: int, count: int, end: date) -> bool:
     """Whether an earlier run loaded this chunk (chunks are atomic: its first and last consumer tell)."""
     ids = {synthetic.generate_consumer(seed, i, end).public_id for i in (first, first + count - 1)}
-    found = Consumer.objects.filter(public_id__in=ids).count()
+    # Through the key table: on Citus the shards of these two public ids only.
+    found = ConsumerPublicId.objects.filter(public_id__in=ids).count()
     if 0 < found < len(ids):
         raise LoadError(
             f"consumers {first}..{first + count - 1} of seed {seed} are partly loaded: "
@@ -205,7 +214,7 @@ def _load_postgresql(plan: LoadPlan, pending, result: LoadResult, progress, work
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             _copy_all(plan, zip(pending, pool.imap(rows.copy_chunk, jobs), strict=True), result, progress)
     with connection.cursor() as cursor:
-        for table, _ in TABLES:
+        for table in [table for table, _ in TABLES] + [table for table, _key, _source in KEY_TABLES]:
             cursor.execute(f'ANALYZE "{table}"')
 
 
