@@ -151,8 +151,9 @@ def _columns(cursor, sql: str) -> list[tuple]:
 
 
 def _catalog_foreign_keys(cursor) -> list[citus.ForeignKey]:
-    """Foreign keys of the schema's tables (a partition's copies of its parent's excepted), and those the
-    command saved in an earlier, interrupted run (dropped since)."""
+    """Foreign keys of the schema's tables (a partition's copies of its parent's excepted). Those an
+    interrupted run dropped are not among them: they were checked by that run and are re-created from
+    citus_distribute_foreign_key."""
     rows = _columns(
         cursor,
         "SELECT c.conrelid::regclass::text, c.conname, c.confrelid::regclass::text, "
