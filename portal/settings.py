@@ -486,3 +486,7 @@ LOGGING = {
 
 # Tests that need PostgreSQL, Redis, a worker or Chromium fail instead of skipping when this is set (CI).
 PORTAL_REQUIRE_SERVICES = envbool("PORTAL_REQUIRE_SERVICES", "false")
+# The database is a Citus cluster placed by `manage.py citus_distribute` (deploy/SCALING.md §3): a consumer
+# looked up by public id or identifier is then read in two single-shard statements (its key table, then the
+# consumer by id) instead of one that Citus would send to every shard.
+PORTAL_CITUS = envbool("PORTAL_CITUS", "false")

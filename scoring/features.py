@@ -262,21 +262,27 @@ def feature_ctes(connection: BaseDatabaseWrapper, *, incremental: bool = False) 
     Table names come from the models' _meta, products from their enumerations, values travel as parameters.
     One pass over the range's transactions (grouped by consumer, joined to their accounts) and one over its
     accounts; on PostgreSQL both are index range scans on consumer_id, on SQLite too.
+
+    Written so that Citus pushes the whole statement down to the shards (deploy/SCALING.md §3.4): every CTE
+    is referenced once (so it is inlined, never materialised on the coordinator), and every join between
+    the consumer's tables pairs their distribution column, consumer_id (an account joins its transactions on
+    (consumer_id, id), which is also its primary key).
     """
     consumer = Consumer._meta.db_table
     account = Account._meta.db_table
     txn = Transaction._meta.db_table
     credit, loans, savings = _quoted(CREDIT_PRODUCTS), _quoted(LOAN_PRODUCTS), _quoted(SAVINGS_PRODUCTS)
-    new_rows = (
-        f"AND c.id IN (SELECT n.consumer_id FROM {txn} n WHERE n.id > %(watermark_from)s "  # noqa: S608
-        "AND n.id <= %(watermark)s AND n.consumer_id BETWEEN %(lo)s AND %(hi)s)"
-        if incremental
-        else ""
-    )
+
+    def new_rows(column: str) -> str:
+        """With `incremental`, only consumers with a transaction in the watermark's window."""
+        if not incremental:
+            return ""
+        return (
+            f"AND {column} IN (SELECT n.consumer_id FROM {txn} n WHERE n.id > %(watermark_from)s "  # noqa: S608
+            "AND n.id <= %(watermark)s AND n.consumer_id BETWEEN %(lo)s AND %(hi)s)"
+        )
+
     return f"""
-c AS (
-  SELECT c.id, c.joined_on FROM {consumer} c WHERE c.id BETWEEN %(lo)s AND %(hi)s {new_rows}
-),
 t AS (
   SELECT t.consumer_id,
     SUM(CASE WHEN t.kind = 'repayment' THEN 1 ELSE 0 END) AS repayments,
@@ -290,9 +296,9 @@ t AS (
     {total("t.kind = 'transfer_in' AND t.occurred_at >= %(inflow_from)s", "t.amount")} AS inflow,
     SUM(CASE WHEN t.kind = 'transfer_in' AND t.occurred_at >= %(inflow_from)s THEN 1 ELSE 0 END) AS inflows
   FROM {txn} t
-  JOIN c ON c.id = t.consumer_id
-  JOIN {account} a ON a.id = t.account_id
+  JOIN {account} a ON a.consumer_id = t.consumer_id AND a.id = t.account_id
   WHERE t.consumer_id BETWEEN %(lo)s AND %(hi)s AND t.id <= %(watermark)s AND t.occurred_at < %(cutoff)s
+    {new_rows("t.consumer_id")}
   GROUP BY t.consumer_id
 ),
 a AS (
@@ -306,8 +312,7 @@ a AS (
     COUNT(DISTINCT CASE WHEN a.product IN ({credit}) THEN a.product END) AS credit_kinds,
     COUNT(DISTINCT CASE WHEN a.product IN ({savings}) THEN a.product END) AS savings_products
   FROM {account} a
-  JOIN c ON c.id = a.consumer_id
-  WHERE a.consumer_id BETWEEN %(lo)s AND %(hi)s AND a.opened_on < %(as_of_date)s
+  WHERE a.consumer_id BETWEEN %(lo)s AND %(hi)s AND a.opened_on < %(as_of_date)s {new_rows("a.consumer_id")}
   GROUP BY a.consumer_id
 ),
 f AS (
@@ -329,9 +334,10 @@ SELECT c.id AS consumer_id,
   COALESCE(a.new_credit, 0) AS new_credit_6m,
   COALESCE(a.credit_kinds, 0) AS credit_kinds,
   COALESCE(a.savings_products, 0) AS savings_products
-FROM c
+FROM {consumer} c
 LEFT JOIN t ON t.consumer_id = c.id
 LEFT JOIN a ON a.consumer_id = c.id
+WHERE c.id BETWEEN %(lo)s AND %(hi)s {new_rows("c.id")}
 )"""  # noqa: S608
 
 

@@ -173,7 +173,7 @@ def scored_sql(
         [_int(card.base_points), *("(" + _points_case("f." + f["code"], f) + ")" for f in card.features)]
     )
     branches = []
-    for order, feature in enumerate(card.features):
+    for feature in card.features:
         code = feature["code"]
         best = best_points(feature)
         params[f"{code}_en"] = feature["reason_en"]
@@ -191,34 +191,48 @@ def scored_sql(
             missing_code, missing_en, missing_zh = "''", "''", "''"
         lost = _points_case(f"f.{code}", feature, functools.partial(_lost, best, losses[code]))
         branches.append(
-            f"SELECT f.consumer_id, {order} AS ord,"  # noqa: S608 - identifiers and int literals only
-            f" CASE WHEN f.{code} IS NULL THEN {missing_code} ELSE '{code}' END AS code,"
-            f" CASE WHEN f.{code} IS NULL THEN {missing_en} ELSE %({code}_en)s END AS text_en,"
-            f" CASE WHEN f.{code} IS NULL THEN {missing_zh} ELSE %({code}_zh)s END AS text_zh,"
-            f" {lost} AS lost FROM f"
+            (
+                f"CASE WHEN f.{code} IS NULL THEN {missing_code} ELSE '{code}' END",
+                f"CASE WHEN f.{code} IS NULL THEN {missing_en} ELSE %({code}_en)s END",
+                f"CASE WHEN f.{code} IS NULL THEN {missing_zh} ELSE %({code}_zh)s END",
+                lost,
+            )
         )
+    # One row per consumer and feature (a cross join with the feature numbers, not a UNION ALL of one
+    # SELECT per feature): every CTE is then referenced once, which Citus inlines and pushes down to the
+    # shards whole (deploy/SCALING.md §3.4); the reasons are ranked per consumer and folded back into one row.
+    ords = " UNION ALL ".join(f"SELECT {order} AS ord" for order in range(max(1, len(branches))))
+
+    def by_feature(index: int) -> str:
+        whens = " ".join(f"WHEN {order} THEN {parts[index]}" for order, parts in enumerate(branches))
+        return f"CASE f.ord {whens} END" if whens else "NULL"
+
     pivot = ",\n    ".join(
-        f"MAX(CASE WHEN rn = {slot} THEN {column} END) AS reason_{slot}_{name}"
+        f"MAX(CASE WHEN rn = {slot} AND lost > 0 THEN {column} END) AS reason_{slot}_{name}"
         for slot in range(1, REASON_SLOTS + 1)
         for column, name in (("code", "code"), ("text_en", "en"), ("text_zh", "zh"), ("lost", "points"))
     )
+    features = ", ".join(f"MAX({code}) AS {code}" for code in codes(card))
     ctes = f"""{feature_ctes(connection, incremental=incremental)},
-p AS (SELECT f.*, {total} AS total FROM f),
+fx AS (SELECT f.*, {total} AS total, o.ord FROM f CROSS JOIN ({ords}) o),
 lost AS (
-  {" UNION ALL ".join(branches)}
+  SELECT f.consumer_id, f.ord, f.total, {", ".join(f"f.{code}" for code in codes(card))},
+    {by_feature(0)} AS code, {by_feature(1)} AS text_en, {by_feature(2)} AS text_zh, {by_feature(3)} AS lost
+  FROM fx f
 ),
 ranked AS (
-  SELECT consumer_id, code, text_en, text_zh, lost,
-    ROW_NUMBER() OVER (PARTITION BY consumer_id ORDER BY lost DESC, ord) AS rn
-  FROM lost WHERE lost > 0
+  SELECT lost.*,
+    ROW_NUMBER() OVER (PARTITION BY consumer_id ORDER BY CASE WHEN lost > 0 THEN 0 ELSE 1 END, lost DESC, ord)
+      AS rn
+  FROM lost
 ),
-reasons AS (
-  SELECT consumer_id,
+p AS (
+  SELECT consumer_id, MAX(total) AS total, {features},
     {pivot}
-  FROM ranked WHERE rn <= {REASON_SLOTS} GROUP BY consumer_id
+  FROM ranked GROUP BY consumer_id
 )"""  # noqa: S608
     reason_columns = ", ".join(
-        f"COALESCE(r.reason_{slot}_{name}, '')" if name != "points" else f"r.reason_{slot}_points"
+        f"COALESCE(p.reason_{slot}_{name}, '')" if name != "points" else f"p.reason_{slot}_points"
         for slot in range(1, REASON_SLOTS + 1)
         for name in ("code", "en", "zh", "points")
     )
@@ -241,7 +255,7 @@ reasons AS (
   {reason_columns},
   p.total,
   {losses_json}
-FROM p LEFT JOIN reasons r ON r.consumer_id = p.consumer_id"""  # noqa: S608
+FROM p"""  # noqa: S608
     return ctes, select, params
 
 

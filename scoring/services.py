@@ -235,6 +235,13 @@ def _plan_sql(incremental: bool) -> str:
         if incremental
         else f"SELECT id FROM {consumer}"  # noqa: S608
     )
+    if settings.PORTAL_CITUS:
+        # A window over every id in order would run on the coordinator, over all of them. Chunks of `size`
+        # consecutive id values instead: MIN, MAX and COUNT per bucket are partial aggregates that each shard
+        # computes and the coordinator merges (chunks then hold at most `size` consumers).
+        return f"""
+SELECT MIN(id), MAX(id), COUNT(*) FROM ({ids}) ids
+GROUP BY id / %(size)s ORDER BY 1"""  # noqa: S608
     return f"""
 SELECT MIN(id), MAX(id), COUNT(*) FROM (
   SELECT id, (ROW_NUMBER() OVER (ORDER BY id) - 1) / %(size)s AS bucket FROM ({ids}) ids

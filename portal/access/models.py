@@ -56,8 +56,11 @@ class AccessGrant(models.Model):
     segment = models.ForeignKey(
         Segment, on_delete=models.PROTECT, related_name="grants", null=True, blank=True
     )
+    # No foreign key in the database: grants are a Citus reference table, consumers a distributed one, and
+    # Citus has no foreign key from the first kind to the second (deploy/SCALING.md §3.1). grant_request
+    # takes a consumer read from the database; consumers are never deleted (PROTECT still holds in the ORM).
     consumer = models.ForeignKey(
-        Consumer, on_delete=models.PROTECT, related_name="grants", null=True, blank=True
+        Consumer, on_delete=models.PROTECT, related_name="grants", null=True, blank=True, db_constraint=False
     )
     permissions = models.JSONField(_("permissions"))  # codenames of Permission, deduplicated and sorted
     purpose = models.TextField(_("purpose"))
@@ -143,12 +146,15 @@ class SegmentGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Segment, on_delete=models.CASCADE)
 
 
+# The case-level rows are few (one per case grant and permission) and read by holder on every request: on
+# Citus they are reference tables beside the segment-level ones, so the policy's one statement over all four
+# runs on one node; hence no foreign key to the distributed consumers in the database (as for grants).
 class ConsumerUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE)
+    content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE, db_constraint=False)
 
 
 class ConsumerGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE)
+    content_object = models.ForeignKey(Consumer, on_delete=models.CASCADE, db_constraint=False)
 
 
 class Export(models.Model):

@@ -33,7 +33,7 @@ from portal.access.models import (
     with_implied,
 )
 from portal.accounts.models import Membership, Organisation, User
-from portal.records import identifiers
+from portal.records import selectors as records_selectors
 from portal.records.models import (
     PUBLIC_ID_ALPHABET,
     PUBLIC_ID_LENGTH,
@@ -218,11 +218,9 @@ def visible_accounts(scope: Scope, permission: str = RECORDS) -> QuerySet[Accoun
 def search_consumers(scope: Scope, term: str) -> QuerySet[Consumer]:
     """Exact match on public id, resident ID or phone, among consumers the user may see in full: a masked
     view must not confirm that a known identifier is in scope (SPEC §3)."""
-    # Identifiers are encrypted at rest: they are found by their keyed hashes, under every configured key.
+    # Identifiers are encrypted at rest: they are found by their keyed hashes, through the key tables.
     return visible_consumers(scope, Permission.VIEW_RECORDS).filter(
-        Q(public_id=term)
-        | Q(resident_id_hmac__in=identifiers.search_hashes(identifiers.RESIDENT_ID, term))
-        | Q(phone_hmac__in=identifiers.search_hashes(identifiers.PHONE, term))
+        records_selectors.identifier_condition(term)
     )
 
 
@@ -291,7 +289,7 @@ def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> 
         )
         for index, (_perms, ids) in enumerate(keyed)
     }
-    consumer = Consumer.objects.filter(public_id=public_id).annotate(**annotations).first()
+    consumer = records_selectors.consumers_by_public_id(public_id).annotate(**annotations).first()
     if consumer is None:
         raise NotVisible(public_id)
     held: dict[str, int] = dict(scope.consumers.get(consumer.pk, {}))

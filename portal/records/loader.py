@@ -17,7 +17,16 @@ from datetime import date
 from django.db import connection, transaction
 
 from portal.records import identifiers, rows, synthetic
-from portal.records.models import Account, Consumer, Merchant, Segment, SegmentMembership, Transaction
+from portal.records.keys import KEY_TABLES, consumer_keys_sync
+from portal.records.models import (
+    Account,
+    Consumer,
+    ConsumerPublicId,
+    Merchant,
+    Segment,
+    SegmentMembership,
+    Transaction,
+)
 from portal.records.rows import ACCOUNT_SLOTS, LoadPlan
 
 DEFAULT_CHUNK = 2_000
@@ -118,7 +127,8 @@ def _chunks(start: int, count: int, size: int) -> Iterator[tuple[int, int]]:
 def _chunk_present(seed: int, first: int, count: int, end: date) -> bool:
     """Whether an earlier run loaded this chunk (chunks are atomic: its first and last consumer tell)."""
     ids = {synthetic.generate_consumer(seed, i, end).public_id for i in (first, first + count - 1)}
-    found = Consumer.objects.filter(public_id__in=ids).count()
+    # Through the key table: on Citus the shards of these two public ids only.
+    found = ConsumerPublicId.objects.filter(public_id__in=ids).count()
     if 0 < found < len(ids):
         raise LoadError(
             f"consumers {first}..{first + count - 1} of seed {seed} are partly loaded: "
@@ -186,29 +196,36 @@ def _tally(result: LoadResult, counts: tuple[int, ...]) -> None:
     result.memberships += memberships
 
 
+def _keys_sync(plan: LoadPlan, first: int, count: int) -> None:
+    """The chunk's key rows, from the consumers just written (one INSERT … SELECT per key table)."""
+    low = plan.consumer_base + first - plan.start
+    consumer_keys_sync(id_range=(low, low + count))
+
+
 def _load_postgresql(plan: LoadPlan, pending, result: LoadResult, progress, workers: int | None) -> None:
     if workers is None:
         # Below a few chunks, starting helper processes costs more than it saves.
         workers = 0 if len(pending) < 3 else max(1, min(4, (os.cpu_count() or 2) - 1))
     jobs = [(plan, first, count) for first, count in pending]
     if workers == 0:
-        _copy_all(plan, map(rows.copy_chunk, jobs), result, progress)
+        _copy_all(plan, zip(pending, map(rows.copy_chunk, jobs), strict=True), result, progress)
     else:
         # Helper processes are spawned, not forked: they never inherit this process's database connection.
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            _copy_all(plan, pool.imap(rows.copy_chunk, jobs), result, progress)
+            _copy_all(plan, zip(pending, pool.imap(rows.copy_chunk, jobs), strict=True), result, progress)
     with connection.cursor() as cursor:
-        for table, _ in TABLES:
+        for table in [table for table, _ in TABLES] + [table for table, _key, _source in KEY_TABLES]:
             cursor.execute(f'ANALYZE "{table}"')
 
 
 def _copy_all(plan: LoadPlan, chunks, result: LoadResult, progress) -> None:
-    for counts, texts in chunks:
+    for (first, count), (counts, texts) in chunks:
         with transaction.atomic(), connection.cursor() as cursor:
             raw = cursor.cursor  # psycopg2's own cursor, for copy_expert
             for (table, columns), text in zip(TABLES, texts, strict=True):
                 if text:
                     raw.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', io.StringIO(text))
+            _keys_sync(plan, first, count)
         _tally(result, counts)
         if progress:
             progress(result, plan.count)
@@ -226,6 +243,7 @@ def _load_sqlite(plan: LoadPlan, pending, result: LoadResult, progress) -> None:
                         f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})',  # noqa: S608
                         table_rows,
                     )
+            _keys_sync(plan, first, count)
         _tally(result, tuple(len(table_rows) for table_rows in tables))
         if progress:
             progress(result, plan.count)

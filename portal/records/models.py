@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 from django.core.exceptions import FieldError
-from django.db import models
+from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from portal.records import identifiers
@@ -100,12 +100,14 @@ class Consumer(models.Model):
         FROZEN = "frozen", _("Frozen")
         CLOSED = "closed", _("Closed")
 
-    # The only identifier that ever appears in a URL; the sequential id stays inside the database.
+    # The only identifier that ever appears in a URL; the sequential id stays inside the database. Unique
+    # through ConsumerPublicId, whose key it is: a table distributed by id cannot hold a unique key on it.
     public_id = models.CharField(
-        _("public id"), max_length=PUBLIC_ID_LENGTH, unique=True, default=new_public_id
+        _("public id"), max_length=PUBLIC_ID_LENGTH, db_index=True, default=new_public_id
     )
     name = models.CharField(_("name"), max_length=50)
-    # Encrypted at rest; unique and searchable through the keyed hashes (SPEC §3 search `q`).
+    # Encrypted at rest; searchable through the keyed hashes (SPEC §3 search `q`), unique through
+    # ConsumerResidentId.
     resident_id = EncryptedIdentifierField(
         _("resident ID number"),
         max_length=18,
@@ -133,9 +135,9 @@ class Consumer(models.Model):
         indexes = [
             models.Index(fields=["province", "public_id"], name="consumer_province_public_id"),
             models.Index(fields=["phone_hmac"], name="consumer_phone_hmac"),
+            # Here rather than db_index=True: no pattern-ops twin index, which a hash never needs.
+            models.Index(fields=["resident_id_hmac"], name="consumer_resident_id_hmac"),
         ]
-        # Declared here rather than with unique=True: no pattern-ops twin index, which a hash never needs.
-        constraints = [models.UniqueConstraint(fields=["resident_id_hmac"], name="consumer_resident_id_hmac")]
         # Object permissions for case-level grants (SPEC §3), held in the access app's guardian tables.
         permissions = [
             ("view_records", "View this consumer's records"),
@@ -145,6 +147,60 @@ class Consumer(models.Model):
     def __str__(self) -> str:
         # The admin's change log keeps this text forever: never personal data.
         return self.public_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, and keep this consumer's rows in the key tables in step, in the same transaction (a
+        duplicate public id or resident ID fails here, on the key table's primary key)."""
+        from portal.records.keys import consumer_keys_sync
+
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            consumer_keys_sync(consumer_ids=[self.pk])
+
+
+# Key tables: each maps an identifier a request arrives with to the consumer's id, and is keyed (and, on
+# Citus, distributed) by that identifier, so its uniqueness holds across the cluster and a lookup by it
+# reads one shard, after which the consumer's own rows are read by id on one shard too (deploy/SCALING.md
+# §3). Derived from records_consumer by portal/records/keys.py; no foreign key, because a table distributed
+# by the identifier cannot reference one distributed by consumer (Citus allows foreign keys between
+# distributed tables only on their co-located distribution columns).
+class ConsumerPublicId(models.Model):
+    public_id = models.CharField(_("public id"), max_length=PUBLIC_ID_LENGTH, primary_key=True)
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+
+    class Meta:
+        verbose_name = _("consumer public id")
+        verbose_name_plural = _("consumer public ids")
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class ConsumerResidentId(models.Model):
+    resident_id_hmac = models.CharField(_("resident ID number (HMAC)"), max_length=80, primary_key=True)
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+
+    class Meta:
+        verbose_name = _("consumer resident ID")
+        verbose_name_plural = _("consumer resident IDs")
+
+    def __str__(self) -> str:
+        return f"{self.consumer_id}"
+
+
+class ConsumerPhone(models.Model):
+    """Phone numbers are not unique (a household shares one): the key holds the consumer too."""
+
+    pk = models.CompositePrimaryKey("phone_hmac", "consumer")
+    phone_hmac = models.CharField(_("mobile number (HMAC)"), max_length=80)
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+
+    class Meta:
+        verbose_name = _("consumer mobile number")
+        verbose_name_plural = _("consumer mobile numbers")
+
+    def __str__(self) -> str:
+        return f"{self.consumer_id}"
 
 
 class Account(models.Model):

@@ -57,14 +57,16 @@ BEGIN
     IF to_regclass(part) IS NOT NULL THEN
         RETURN false;
     END IF;
-    EXECUTE format('CREATE TABLE %I (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
-    -- The bounds as a constraint, so that attaching does not scan the new table again.
-    EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK ({PARTITION_KEY} >= %L AND {PARTITION_KEY} < %L)',
-                   part, part || '_bounds', lo, hi);
-    EXECUTE format('WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE {PARTITION_KEY} >= %L '
-                   'AND {PARTITION_KEY} < %L RETURNING *) INSERT INTO %I SELECT * FROM moved', lo, hi, part);
-    EXECUTE format('ALTER TABLE {TABLE} ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
-    EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', part, part || '_bounds');
+    -- The month's rows leave the default partition first (PostgreSQL refuses a partition whose rows the
+    -- default holds); the partition is then made from the parent itself (PARTITION OF), so it carries
+    -- exactly the parent's columns, checks, keys and indexes, inherited and under the parent's names, as
+    -- Citus expects of a partition when it creates the shards (deploy/SCALING.md §3.1).
+    EXECUTE format('CREATE TEMPORARY TABLE pg_temp.records_moving ON COMMIT DROP AS WITH moved AS ('
+                   'DELETE FROM {DEFAULT_PARTITION} WHERE {PARTITION_KEY} >= %L AND {PARTITION_KEY} < %L '
+                   'RETURNING *) SELECT * FROM moved', lo, hi);
+    EXECUTE format('CREATE TABLE %I PARTITION OF {TABLE} FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
+    EXECUTE 'INSERT INTO {TABLE} SELECT * FROM pg_temp.records_moving';
+    EXECUTE 'DROP TABLE pg_temp.records_moving';
     RETURN true;
 END
 $records$""",  # noqa: S608 - names are this module's constants

@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, ExpressionWrapper, F, IntegerField, Q, Sum
+from django.conf import settings
+from django.db.models import Count, ExpressionWrapper, F, IntegerField, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from portal.records.models import Consumer, Transaction
+from portal.records import identifiers
+from portal.records.models import Consumer, ConsumerPhone, ConsumerPublicId, ConsumerResidentId, Transaction
 
 CENT = Decimal("0.01")
 SCORE_BUCKET = 50
@@ -146,3 +148,35 @@ def segment_volume_by_product(
         }
         for row in rows
     ]
+
+
+# --- Consumers by the identifiers a request names -----------------------------------------------------------
+# Through the key tables, keyed (on Citus: distributed) by the identifier, so that the final read of the
+# consumer has equality on its id, the distribution column. On plain PostgreSQL and SQLite the key lookup is a
+# subquery of the one statement; with PORTAL_CITUS it runs first, on its own, because Citus prunes shards only
+# on values known when it plans (a subquery's result is not), so the consumer read names its ids as constants
+# and reaches their shards only: one statement more, both single-shard (deploy/SCALING.md §3.2).
+def consumers_by_public_id(public_id: str) -> QuerySet[Consumer]:
+    """The consumer with this public id (none or one)."""
+    keys = ConsumerPublicId.objects.filter(public_id=public_id).values("consumer_id")
+    if settings.PORTAL_CITUS:
+        return Consumer.objects.filter(pk__in=list(keys.values_list("consumer_id", flat=True)))
+    return Consumer.objects.filter(pk__in=Subquery(keys))
+
+
+def identifier_condition(term: str) -> Q:
+    """Consumers whose public id, resident ID or phone number is exactly `term` (identifiers are found by
+    their keyed hashes under every configured key), as a condition on the consumer's id."""
+    keys = [
+        ConsumerPublicId.objects.filter(public_id=term).values("consumer_id"),
+        ConsumerResidentId.objects.filter(
+            resident_id_hmac__in=identifiers.search_hashes(identifiers.RESIDENT_ID, term)
+        ).values("consumer_id"),
+        ConsumerPhone.objects.filter(
+            phone_hmac__in=identifiers.search_hashes(identifiers.PHONE, term)
+        ).values("consumer_id"),
+    ]
+    if settings.PORTAL_CITUS:
+        first, *rest = keys
+        return Q(pk__in=set(first.union(*rest, all=True).values_list("consumer_id", flat=True)))
+    return Q(pk__in=keys[0]) | Q(pk__in=keys[1]) | Q(pk__in=keys[2])

@@ -15,6 +15,7 @@ from django.db import connection
 from portal.records import identifiers, loader, synthetic
 from portal.records.management.commands.identifiers_rotate_key import Rotation
 from portal.records.models import Consumer
+from tests.records.test_keys import derived_rows, key_rows
 
 END = date(2026, 11, 1)
 SEED = 23
@@ -99,6 +100,7 @@ def test_rehash_keeps_exact_search_working_under_the_new_hmac_key_alone(settings
 
     call_command("identifiers_rotate_key", "--rehash", stdout=io.StringIO())
     assert stored_prefixes("resident_id_hmac") == stored_prefixes("phone_hmac") == {"h2:"}
+    assert key_rows() == derived_rows()  # the key tables follow the new hashes
 
     settings.IDENTIFIER_HMAC_KEY = new_hmac
     for row in world.values():

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 
 from portal.records import identifiers
 from portal.records.identifiers import CONSUMER_TABLE, ENCRYPTED_COLUMNS, HASH_COLUMNS, KINDS
+from portal.records.keys import consumer_keys_sync
 
 DEFAULT_BATCH = 2000
 
@@ -81,6 +82,8 @@ class Rotation:
                 if self.hmac_key_id is not None:
                     values += [ring.digest(kind, plain[kind]) for kind in KINDS]
             cursor.execute(identifiers.update_from_values_sql(CONSUMER_TABLE, targets, len(rows)), values)
+            if self.hmac_key_id is not None:
+                consumer_keys_sync(consumer_ids=[row[0] for row in rows])
         return len(rows), rows[-1][0]
 
 
