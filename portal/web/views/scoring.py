@@ -28,8 +28,42 @@ def _runs() -> list[ScoreRun]:
     return list(selectors.score_run_list()[:RUN_ROWS])
 
 
+def _stability(monitored: dict[str, Any] | None, scorecard: Scorecard) -> dict[str, Any]:
+    """A run's PSI in total and per characteristic (worst first) as the pages show it, labelled from its
+    scorecard: no queries."""
+    monitored = monitored or {}
+    chinese = pages.chinese()
+    labels = {
+        f["code"]: f.get("label_zh" if chinese else "label_en") or f["code"] for f in scorecard.features
+    }
+    level = monitored.get("level", "none")
+    return {
+        "psi": monitored.get("psi"),
+        "level": level,
+        "badge": LEVEL_BADGES.get(level, ""),
+        "characteristics": [
+            {
+                "code": code,
+                "label": labels.get(code, code),
+                "psi": figures["psi"],
+                "level": figures["level"],
+                "badge": LEVEL_BADGES.get(figures["level"], ""),
+            }
+            for code, figures in sorted(
+                monitored.get("features", {}).items(), key=lambda item: -item[1]["psi"]
+            )
+        ],
+    }
+
+
+def _with_stability(runs: list[ScoreRun]) -> list[ScoreRun]:
+    for run in runs:
+        run.shown_stability = _stability(run.monitoring, run.scorecard)  # type: ignore[attr-defined]
+    return runs
+
+
 def _page(request: HttpRequest, form: RunStartForm, status: int = 200) -> HttpResponse:
-    runs = _runs()
+    runs = _with_stability(_runs())
     return render(
         request,
         "web/score_runs.html",
@@ -182,7 +216,7 @@ def _model_page(
             "card": card,
             "model": selectors.scorecard_model_card(card),
             "stability": stability,
-            "stability_badge": LEVEL_BADGES.get((stability or {}).get("level", "none"), ""),
+            "shown_stability": _stability(stability, card) if stability else None,
             "step": step,
             "step_refusal": refusal[0] if refusal else None,
             "error": error,
