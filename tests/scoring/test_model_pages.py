@@ -111,6 +111,8 @@ def test_lifecycle_through_the_pages_with_confirmation(people, portal_draft, sco
     portal_draft.refresh_from_db()
     assert portal_draft.status == "draft"  # nothing happens before the confirmation
     assert validator.post(f"{url}/validate/", {"confirm": "yes"}).status_code == 302
+    own = validator.post(f"{url}/approve/", {"confirm": "yes"})  # the validator is not a second person
+    assert own.status_code == 403 and "validated a model may not approve" in own.content.decode()
     assert approver.post(f"{url}/approve/", {"confirm": "yes"}).status_code == 302
     # Out of order: approving an approved model is refused, named on the page.
     again = approver.post(f"{url}/approve/", {"confirm": "yes"})
@@ -166,3 +168,11 @@ def test_model_card_query_count(people, portal_draft, django_assert_num_queries)
     # 5 the organisation (menu), 6-8 the audit event (SAVEPOINT, INSERT, RELEASE).
     with django_assert_num_queries(8):
         assert client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_shipped_card_shows_its_held_out_validation(people, scorecard):  # noqa: F811
+    html = _browser(people["validator"]).get(f"/scoring/models/{scorecard.version}/").content.decode()
+    assert f'data-field="holdout-auc">{scorecard.report["holdout_auc"]} ' in html
+    assert 'data-field="cv-auc"' not in html and "<code>shipped-approver</code>" in html
+    assert html.count('<tr><th scope="row">') >= len(scorecard.report["deciles"])

@@ -184,13 +184,15 @@ def _step_refusal(card: Scorecard, user: Any, step: str) -> tuple[str, int] | No
         return _("Only a compliance officer takes a model through its lifecycle."), 403
     if card.fitted_by_id is not None and card.fitted_by_id == user.pk:
         return _("Four eyes: the person who fitted a model may not validate, approve or activate it."), 403
+    if step == "approve" and card.validated_by_id == user.pk:
+        return _("Four eyes: the person who validated a model may not approve it."), 403
     if step == "activate" and card.source == Scorecard.Source.EXTERNAL:
         return _(
             "A model fitted on an external extract is a validation artefact and is never activated."
         ), 409
     if card.status != STEP_FROM[step]:
         return _("This model is not in the state this step starts from."), 409
-    if step == "validate" and not card.report.get("cv_auc"):
+    if step == "validate" and not (card.report.get("cv_auc") or card.report.get("holdout_auc")):
         return _("This model has no validation report."), 409
     return None
 
@@ -217,6 +219,8 @@ def _model_page(
             "model": selectors.scorecard_model_card(card),
             "stability": stability,
             "shown_stability": _stability(stability, card) if stability else None,
+            # Fitted models: out-of-fold calibration by decile; calibrated ones: deciles on the held-out seed.
+            "calibration_rows": card.report.get("calibration") or card.report.get("deciles") or [],
             "step": step,
             "step_refusal": refusal[0] if refusal else None,
             "error": error,
