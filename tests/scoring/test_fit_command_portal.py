@@ -51,7 +51,7 @@ def _late_repayment_after_the_as_of_date() -> Consumer:
         .first()
     )
     assert consumer is not None
-    account = consumer.accounts.filter(product=Account.Product.INSTALMENT_LOAN).first()
+    account = consumer.accounts.filter(product=Account.Product.INSTALMENT_LOAN)[0]
     Transaction.objects.create(
         consumer=consumer,
         account=account,
