@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils import translation
 
 from audit.models import AuditEvent
 from scoring import services
@@ -22,6 +24,14 @@ def _browser(user, language: str = "en") -> Client:
     client = Client(HTTP_ACCEPT_LANGUAGE=language)
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def back_to_english():
+    """A Chinese page leaves Chinese active in this thread (LocaleMiddleware activates, nothing deactivates):
+    put the default back so later tests render in English."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
@@ -153,7 +163,7 @@ def test_misuse_of_the_lifecycle_pages(organisations, tmp_path, people):  # noqa
 
 
 @pytest.mark.django_db
-def test_the_model_card_is_translated(people, portal_draft):  # noqa: F811
+def test_the_model_card_is_translated(people, portal_draft, back_to_english):  # noqa: F811
     html = _browser(people["validator"], "zh-hans").get(f"/scoring/models/{portal_draft.version}/").content
     text = html.decode()
     assert "模型卡" in text and "验证报告" in text and "Validation report" not in text

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils import translation
 
 from audit.models import AuditEvent
 from scoring import monitoring, services
@@ -20,6 +22,14 @@ def _run(django_capture_on_commit_callbacks, requested_by) -> ScoreRun:
         run = services.score_run_start(kind="full", requested_by=requested_by)
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture
+def back_to_english():
+    """A Chinese page leaves Chinese active in this thread (LocaleMiddleware activates, nothing deactivates):
+    put the default back so later tests render in English."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 def test_a_drifted_run_shows_its_alert_and_writes_it_to_the_trail(
@@ -49,7 +59,7 @@ def test_a_drifted_run_shows_its_alert_and_writes_it_to_the_trail(
 
 
 def test_a_stable_run_writes_no_drift_event_and_shows_its_level(
-    world, scorecard, compliance, django_capture_on_commit_callbacks
+    world, scorecard, compliance, django_capture_on_commit_callbacks, back_to_english
 ):
     first = _run(django_capture_on_commit_callbacks, compliance)
     # Take the first run's scores as the development sample: the same population's total PSI is 0.

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from django.conf import settings
+from django.utils import translation
+
 from portal.access import masking
 from tests.web.conftest import CCF, DELTA
 
@@ -12,6 +16,14 @@ from tests.web.conftest import CCF, DELTA
 def _section(html: str) -> str:
     start = html.index('id="fairness"')
     return html[start:]
+
+
+@pytest.fixture
+def back_to_english():
+    """A Chinese page leaves Chinese active in this thread (LocaleMiddleware activates, nothing deactivates):
+    put the default back so later tests render in English."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 def test_shareholder_sees_fairness_tables_with_small_cells_withheld(client_for, world):
@@ -39,7 +51,7 @@ def test_a_segment_of_small_cells_shows_them_all_withheld(client_for, world):
     assert section.count('<span class="badge">withheld</span>') >= len(figures["by_province"])
 
 
-def test_the_fairness_section_is_translated(client_for, world):
+def test_the_fairness_section_is_translated(client_for, world, back_to_english):
     html = client_for("shareholder", "zh-hans").get(f"/segments/{world.segment(DELTA).pk}/").content.decode()
     section = _section(html)
     assert "按省份" in section and "按年龄段" in section and "违约率" in section
