@@ -76,22 +76,52 @@ SCORECARD_FIELDS = (
 )
 
 
+def holdout_report(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The validation report of a scorecard calibrated by calibrate_scorecard: its AUC and default rates by
+    decile measured on a second generator seed (held out, never seen in calibration). Empty without one."""
+    validation = metrics.get("validation") or {}
+    auc = metrics.get("auc")
+    if auc is None or not validation:
+        return {}
+    return {
+        "holdout_auc": auc,
+        "gini": round(2 * auc - 1, 4),
+        "holdout": validation,
+        "calibration_auc": (metrics.get("calibration") or {}).get("auc"),
+        "deciles": metrics.get("deciles", []),
+        "deciles_fall_monotonically": metrics.get("deciles_fall_monotonically"),
+        "method": metrics.get("method", ""),
+    }
+
+
 @transaction.atomic
-def scorecard_import(*, definition: Mapping[str, Any], activate: bool = False) -> Scorecard:
-    """Install a scorecard from its JSON definition (as calibrate_scorecard writes it). Idempotent per
-    version: an existing version is left as it is, since scores already point at it."""
-    scorecard, _created = Scorecard.objects.get_or_create(
-        version=definition["version"], defaults={name: definition[name] for name in SCORECARD_FIELDS}
+def scorecard_import(*, definition: Mapping[str, Any]) -> Scorecard:
+    """Install a scorecard from its JSON definition (as calibrate_scorecard writes it) as a draft with its
+    held-out validation report: it scores nothing until it has been validated, approved by a second person
+    and activated (model_validate, model_approve, model_activate). Idempotent per version: an existing
+    version is left as it is, since scores already point at it; only a draft without a report gets one."""
+    report = holdout_report(definition.get("metrics") or {})
+    detail = {
+        "file": f"scorecard-{definition['version']}.json",
+        "calibrated_by": "manage.py calibrate_scorecard",
+    }
+    scorecard, created = Scorecard.objects.get_or_create(
+        version=definition["version"],
+        defaults={
+            **{name: definition[name] for name in SCORECARD_FIELDS},
+            "report": report,
+            "source_detail": detail,
+        },
     )
-    if activate and not scorecard.is_active:
-        scorecard_activate(scorecard=scorecard)
+    if not created and scorecard.status == Scorecard.Status.DRAFT and not scorecard.report and report:
+        scorecard.report, scorecard.source_detail = report, scorecard.source_detail or detail
+        scorecard.save(update_fields=["report", "source_detail"])
     return scorecard
 
 
-@transaction.atomic
-def scorecard_activate(*, scorecard: Scorecard, actor: Any = None) -> Scorecard:
+def _scorecard_activate(*, scorecard: Scorecard, actor: Any) -> Scorecard:
     """Make `scorecard` the one scoring the portal; the previous active one is retired and stays readable.
-    Installing a shipped scorecard calls this directly; a fitted one gets here only through model_activate."""
+    The only write of is_active=True, reached only through model_activate (inside its transaction)."""
     if scorecard.source == Scorecard.Source.EXTERNAL:
         raise GovernanceError("a model fitted on an external extract is never activated")
     now = timezone.now()
@@ -187,7 +217,7 @@ def _guarded(action: str) -> Callable[[Step], Step]:
 def model_validate(*, scorecard: Scorecard, actor: Any) -> Scorecard:
     """draft -> validated: an independent reviewer accepts the validation report attached at fitting."""
     card = _step(scorecard, actor, expected=Scorecard.Status.DRAFT, action="scoring.model.validated")
-    if not card.report.get("cv_auc"):
+    if not (card.report.get("cv_auc") or card.report.get("holdout_auc")):
         raise GovernanceError(f"model {card.version} has no validation report")
     card.status, card.validated_by, card.validated_at = Scorecard.Status.VALIDATED, actor, timezone.now()
     card.save(update_fields=["status", "validated_by", "validated_at"])
@@ -197,8 +227,11 @@ def model_validate(*, scorecard: Scorecard, actor: Any) -> Scorecard:
 
 @_guarded("scoring.model.approved")
 def model_approve(*, scorecard: Scorecard, actor: Any) -> Scorecard:
-    """validated -> approved, by a second person: never the one who fitted it."""
+    """validated -> approved, by a second person: never the one who fitted it, nor the one who validated
+    it."""
     card = _step(scorecard, actor, expected=Scorecard.Status.VALIDATED, action="scoring.model.approved")
+    if card.validated_by_id == actor.pk:
+        raise GovernanceError("the person who validated a model may not approve it: a second person must")
     card.status, card.approved_by, card.approved_at = Scorecard.Status.APPROVED, actor, timezone.now()
     card.save(update_fields=["status", "approved_by", "approved_at"])
     _model_event(actor, "scoring.model.approved", card)
@@ -215,7 +248,7 @@ def model_activate(*, scorecard: Scorecard, actor: Any) -> Scorecard:
             "portal's, so it is never activated"
         )
     previous = Scorecard.objects.filter(is_active=True).exclude(pk=card.pk).first()
-    scorecard_activate(scorecard=card, actor=actor)
+    _scorecard_activate(scorecard=card, actor=actor)
     _model_event(actor, "scoring.model.activated", card)
     if previous is not None:
         _model_event(actor, "scoring.model.retired", previous)

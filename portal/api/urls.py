@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.api.views import accounts, audit, auth, exports, grants, records, scoring
+from portal.api.views import accounts, audit, auth, exports, grants, records, scoring, segments
 
 app_name = "api"
 
@@ -9,6 +9,9 @@ urlpatterns = [
     path("me/", auth.MeView.as_view(), name="me"),
     path("segments/", records.SegmentListView.as_view(), name="segment-list"),
     path("segments/<str:segment_id>/summary/", records.SegmentSummaryView.as_view(), name="segment-summary"),
+    path(
+        "segments/<str:segment_id>/fairness/", segments.SegmentFairnessView.as_view(), name="segment-fairness"
+    ),
     path("consumers/", records.ConsumerListView.as_view(), name="consumer-list"),
     path("consumers/<str:public_id>/", records.ConsumerDetailView.as_view(), name="consumer-detail"),
     path(

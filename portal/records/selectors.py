@@ -7,7 +7,20 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, ExpressionWrapper, F, IntegerField, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -180,3 +193,88 @@ def identifier_condition(term: str) -> Q:
         first, *rest = keys
         return Q(pk__in=set(first.union(*rest, all=True).values_list("consumer_id", flat=True)))
     return Q(pk__in=keys[0]) | Q(pk__in=keys[1]) | Q(pk__in=keys[2])
+
+
+DEFAULT_DAYS = 90
+# Age bands of the fairness view, by age reached this calendar year in China Standard Time (only the birth
+# year is kept). Consumers are adults, so the first band starts at 18; anyone recorded younger falls into it.
+AGE_BANDS = (("18-24", 25), ("25-34", 35), ("35-44", 45), ("45-54", 55), ("55+", None))
+
+
+def _age_band(this_year: int) -> Case:
+    """The age band of a consumer row as a SQL CASE."""
+    whens = [
+        When(birth_year__gt=this_year - below, then=Value(key))
+        for key, below in AGE_BANDS
+        if below is not None
+    ]
+    return Case(*whens, default=Value(AGE_BANDS[-1][0]), output_field=CharField())
+
+
+def segment_fairness_figures(
+    segment_id: int, *, now: datetime | None = None, months: int = 12
+) -> dict[str, Any]:
+    """Raw figures of one segment by province and by age band: members per score bucket (the summary's
+    histogram buckets), and consumers with a repayment due in the summary's window paid 30+ days late
+    (delinquent, as the summary counts) and 90+ days late (defaulted, the scoring outcome's threshold).
+
+    Two grouped queries whatever the segment's size: members by (province, band, bucket) and late payers
+    by (province, band); both dimensions are folded from them. Suppression is the caller's job."""
+    now = now or timezone.now()
+    since = _window_start(now, months)
+    this_year = timezone.localtime(now).year  # China Standard Time: the settings' zone
+    bucket = ExpressionWrapper((F("current_score") - SCORE_MIN) / SCORE_BUCKET, output_field=IntegerField())
+    members = (
+        Consumer.objects.filter(memberships__segment_id=segment_id)
+        .annotate(band=_age_band(this_year), bucket=bucket)
+        .values("province", "band", "bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("province", "band", "bucket", "n")
+    )
+    late = (
+        Consumer.objects.filter(memberships__segment_id=segment_id)
+        .annotate(band=_age_band(this_year))
+        .filter(
+            transactions__kind=Transaction.Kind.REPAYMENT,
+            transactions__due_date__gte=since.date(),
+            transactions__occurred_at__gte=since - timedelta(days=REPAYMENT_MAX_DAYS_EARLY),
+            transactions__days_late__gte=DELINQUENT_DAYS,
+        )
+        .values("province", "band")
+        .annotate(
+            delinquent=Count("pk", distinct=True),
+            defaulted=Count("pk", distinct=True, filter=Q(transactions__days_late__gte=DEFAULT_DAYS)),
+        )
+        .order_by()
+        .values_list("province", "band", "delinquent", "defaulted")
+    )
+    buckets = len(range(SCORE_MIN, SCORE_MAX, SCORE_BUCKET))
+    dimensions: dict[str, dict[str, dict[str, Any]]] = {"province": {}, "age_band": {}}
+
+    def cell(dimension: str, key: str) -> dict[str, Any]:
+        return dimensions[dimension].setdefault(
+            key, {"consumers": 0, "histogram": [0] * buckets, "delinquent": 0, "defaulted": 0}
+        )
+
+    for province, band, index, n in members:
+        for dimension, key in (("province", province), ("age_band", band)):
+            found = cell(dimension, key)
+            found["consumers"] += n
+            if index is not None:
+                found["histogram"][min(index, buckets - 1)] += n  # 850 itself closes the last bucket
+    # A consumer is in exactly one (province, band) pair, so distinct counts per pair add up per dimension.
+    for province, band, delinquent, defaulted in late:
+        for dimension, key in (("province", province), ("age_band", band)):
+            found = cell(dimension, key)
+            found["delinquent"] += delinquent
+            found["defaulted"] += defaulted
+    band_order = [key for key, _below in AGE_BANDS]
+    return {
+        "buckets": [
+            (low, min(low + SCORE_BUCKET, SCORE_MAX)) for low in range(SCORE_MIN, SCORE_MAX, SCORE_BUCKET)
+        ],
+        "window_months": months,
+        "province": sorted(dimensions["province"].items()),
+        "age_band": sorted(dimensions["age_band"].items(), key=lambda item: band_order.index(item[0])),
+    }

@@ -1,5 +1,6 @@
 """Install the shipped scorecard (scoring/data/scorecard-2026.1.json, written by `manage.py calibrate_scorecard
---scorecard-version 2026.1 --output ...`) and make it active if no other scorecard is."""
+--scorecard-version 2026.1 --output ...`), inactive: it scores nothing until compliance officers have taken it
+through its lifecycle (validated, approved by a second person, activated; seed_demo does so in the demo)."""
 
 import json
 from pathlib import Path
@@ -19,7 +20,6 @@ def install(apps, schema_editor):
         return
     Scorecard.objects.create(
         version=VERSION,
-        is_active=not Scorecard.objects.filter(is_active=True).exists(),
         **{name: definition[name] for name in FIELDS},
     )
 

@@ -3,7 +3,6 @@ with the demo world. Screenshots of every page go to $PORTAL_VAR_DIR/screenshots
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -24,7 +23,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(settings.VAR_DIR) / "screenshots"
-SCORECARD = Path(settings.BASE_DIR) / "scoring" / "data" / "scorecard-2026.1.json"
 
 # Playwright's synchronous API keeps an event loop in the test thread, which Django's ORM takes for async
 # code; the tests' database calls (set-up, seeding, assertions) are plain synchronous ones. Test-only.
@@ -48,12 +46,9 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 def demo_world(live_server) -> Iterator[str]:
     """The demo world on the live server's database, scored in this process; yields the server's URL.
 
-    The shipped scorecard comes from a data migration, which the flush after an earlier live-server test
-    removed: it is imported again (idempotent) so that the demo world is scored."""
+    seed_demo takes the shipped scorecard through its lifecycle (importing it again if the flush after an
+    earlier live-server test removed the data migration's row), so that the demo world is scored."""
     from portal.celery import app
-    from scoring import services
-
-    services.scorecard_import(definition=json.loads(SCORECARD.read_text(encoding="utf-8")), activate=True)
 
     saved = app.conf.task_always_eager
     app.conf.task_always_eager = True

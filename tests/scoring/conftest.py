@@ -18,13 +18,29 @@ END = date(2026, 11, 1)
 SHIPPED = Path(services.__file__).resolve().parent / "data" / "scorecard-2026.1.json"
 
 
+def shipped_active() -> Scorecard:
+    """The shipped scorecard, taken through its lifecycle by two compliance officers (validated by one,
+    approved and activated by the other). The data migration installs it as a draft, but a transactional
+    test elsewhere may have flushed it since: it is imported again in that case (idempotent)."""
+    from tests.factories import OrganisationFactory, UserFactory
+
+    card = services.scorecard_import(definition=json.loads(SHIPPED.read_text(encoding="utf-8")))
+    if card.is_active:
+        return card
+    operator = OrganisationFactory.create(kind="operator", short_name="shipped-op")
+    validator, approver = (
+        UserFactory.create(username=name, role="compliance", organisation=operator)
+        for name in ("shipped-validator", "shipped-approver")
+    )
+    card = services.model_validate(scorecard=card, actor=validator)
+    card = services.model_approve(scorecard=card, actor=approver)
+    return services.model_activate(scorecard=card, actor=approver)
+
+
 @pytest.fixture
 def scorecard(db) -> Scorecard:
-    """The shipped scorecard, active. The data migration installs it, but a transactional test elsewhere may
-    have flushed it since: install it again in that case (idempotent)."""
-    return services.scorecard_import(
-        definition=json.loads(SHIPPED.read_text(encoding="utf-8")), activate=True
-    )
+    """The shipped scorecard, active through the real lifecycle."""
+    return shipped_active()
 
 
 @pytest.fixture

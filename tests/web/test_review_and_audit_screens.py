@@ -76,8 +76,9 @@ def test_segment_review_query_count_is_fixed(client_for, world, django_assert_nu
     client.get(url)
     # 1 session, 2 user, 3 grants valid now with guardian's rows, 4 the segment, 5-8 segment figures (members,
     # histogram, delinquent, monthly volume), 9 volume by product, 10 delinquency by month,
-    # 11 the organisation, 12-14 the audit event (SAVEPOINT, INSERT, RELEASE).
-    with django_assert_num_queries(14):
+    # 11-12 fairness (members by province, age band and bucket; late payers by province and age band),
+    # 13 the organisation, 14-16 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(16):
         assert client.get(url).status_code == 200
 
 

@@ -1,6 +1,8 @@
 """manage.py seed_demo: the small, deterministic demo world of SPEC §8. Running it twice changes nothing."""
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -16,8 +18,9 @@ from portal.records import loader, synthetic
 from portal.records.management.commands.load_synthetic import positive_int
 from portal.records.models import Segment
 from scoring import services as scoring
-from scoring.models import ScoreRun
+from scoring.models import Scorecard, ScoreRun
 
+SHIPPED_SCORECARD = Path(scoring.__file__).resolve().parent / "data" / "scorecard-2026.1.json"
 DEMO_SEED = 8
 DEMO_CONSUMERS = 3_000
 
@@ -128,12 +131,13 @@ class Command(BaseCommand):
             self.seed_memberships()
         result = loader.load(seed=DEMO_SEED, consumers=consumers, end=synthetic.default_end_date())
         granted = self.seed_grants()
+        model = self.seed_scorecard()
         scores = self.seed_scores()
         self.stdout.write(
             f"Demo world ready: {len(organisations)} organisations, {len(USERS)} users ({created} new), "
             f"{result.consumers} consumers and {result.transactions} transactions loaded now "
             f"({result.skipped_chunks} chunk(s) already present); "
-            f"{granted} grant(s) made through the workflow; {scores}."
+            f"{granted} grant(s) made through the workflow; {model}; {scores}."
         )
         source = (
             "the default; set DEMO_PASSWORD to choose another"
@@ -231,6 +235,21 @@ class Command(BaseCommand):
                     access.grant_approve(grant=grant, approver=approver, note="Demo world.")
             made += 1
         return made
+
+    def seed_scorecard(self) -> str:
+        """The shipped scorecard through its real lifecycle, each step an audit event: validated by
+        `compliance`, approved and activated by `compliance2` (a second person)."""
+        if Scorecard.objects.filter(is_active=True).exists():
+            return "a scorecard is active already"
+        card = scoring.scorecard_import(definition=json.loads(SHIPPED_SCORECARD.read_text(encoding="utf-8")))
+        validator, approver = User.objects.get(username="compliance"), User.objects.get(username=APPROVER)
+        if card.status == Scorecard.Status.DRAFT:
+            card = scoring.model_validate(scorecard=card, actor=validator)
+        if card.status == Scorecard.Status.VALIDATED:
+            card = scoring.model_approve(scorecard=card, actor=approver)
+        if card.status == Scorecard.Status.APPROVED:
+            card = scoring.model_activate(scorecard=card, actor=approver)
+        return f"scorecard {card.version} {card.status} (validated by compliance, approved by {APPROVER})"
 
     def seed_scores(self) -> str:
         """Current scores through a real full refresh with the active scorecard (SPEC §8). In-process it runs

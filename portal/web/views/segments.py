@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from portal.access import masking, policy
 from portal.access.models import Permission
@@ -103,6 +104,7 @@ def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
     figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
     months, series, volume_table = _volume_by_product(selectors.segment_volume_by_product(segment.pk))
     delinquency = _delinquency(selectors.segment_delinquency_by_month(segment.pk))
+    fairness = masking.segment_fairness(segment.pk)
     return render(
         request,
         "web/segment_detail.html",
@@ -117,6 +119,12 @@ def segment_detail(request: HttpRequest, segment_id: str) -> HttpResponse:
             "volume_products": [name for name, _values in series],
             "small_cell": masking.SMALL_CELL,
             "can_export": Permission.EXPORT_RECORDS in scope.segment_permissions(segment.pk),
+            "fairness": fairness,
+            "fairness_buckets": [(b["from"], b["to"]) for b in figures["score_histogram"]],
+            "fairness_tables": [
+                (_("By province"), fairness["by_province"]),
+                (_("By age band"), fairness["by_age_band"]),
+            ],
         },
     )
 
