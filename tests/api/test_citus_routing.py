@@ -3,6 +3,8 @@ as without, for what is in scope, out of scope, unknown and malformed, and exact
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -12,7 +14,7 @@ from portal.records.models import Consumer
 CCF = "chengdu-chongqing-consumer-finance"
 
 
-def read(client, path: str, params: dict | None = None) -> tuple[int, object, int]:
+def read(client, path: str, params: dict | None = None) -> tuple[int, Any, int]:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path, params or {})
     return response.status_code, response.json(), len(queries)
