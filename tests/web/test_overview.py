@@ -33,7 +33,7 @@ def test_the_shareholder_lands_on_the_overview_of_their_segments(client_for, wor
             assert "withheld" in card
         else:
             assert f">{figures['consumers']}<" in card
-    assert html.count("<svg") == 2 and "<caption>" in html
+    assert html.count("<svg") == 4 and "<caption>" in html  # each chart: a wide and a narrow picture
     event = AuditEvent.objects.latest("id")
     assert (event.action, event.outcome) == ("segment.overview", "allowed")
     assert event.grant_id is not None

@@ -22,7 +22,7 @@ def test_segment_review_draws_charts_without_personal_data(client_for, world):
     segment = world.segment(DELTA)
     response = client_for("shareholder").get(f"/segments/{segment.pk}/")
     html = response.content.decode()
-    assert html.count("<svg") == 3
+    assert html.count("<svg") == 6  # each chart: a wide and a narrow picture
     assert re.search(r'<rect class="bar" [^>]*height="[1-9]', html)  # bars with a height were drawn
     members = Consumer.objects.filter(memberships__segment=segment)
     for consumer in members[:50]:
