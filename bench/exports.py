@@ -95,18 +95,7 @@ def child(slug: str, rounds: int) -> dict:
     sql, params = (
         exports._transactions(new_export(), scope)
         .order_by("occurred_at", "pk")
-        .values_list(
-            "consumer__public_id",
-            "occurred_at",
-            "kind",
-            "amount",
-            "account__product",
-            "merchant__name",
-            "merchant__category",
-            "channel",
-            "due_date",
-            "days_late",
-        )
+        .values_list(*exports._TRANSACTION_VALUES)  # the columns the export's own COPY reads
         .query.sql_with_params()
     )
 

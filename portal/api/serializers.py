@@ -100,24 +100,26 @@ class ConsumerSerializer(serializers.ModelSerializer):
         return data
 
 
+def _consumer_fields(consumer: Consumer, *, masked: bool) -> dict[str, Any]:
+    """ConsumerSerializer's fields of one consumer, masked as the caller's permission says."""
+    return {
+        "public_id": consumer.public_id,
+        **masking.identity(consumer, masked=masked),
+        "province": consumer.province,
+        "city": consumer.city,
+        "birth_year": consumer.birth_year,
+        "joined_on": consumer.joined_on.isoformat(),
+        "status": consumer.status,
+        "masked": masked,
+    }
+
+
 def consumer_rows(consumers: list[Consumer]) -> list[dict[str, Any]]:
     """ConsumerSerializer's output for a page of consumers, byte for byte, without a field tree per row."""
-    shaped = []
-    for consumer in consumers:
-        masked = not getattr(consumer, "full_records", False)
-        shaped.append(
-            {
-                "public_id": consumer.public_id,
-                **masking.identity(consumer, masked=masked),
-                "province": consumer.province,
-                "city": consumer.city,
-                "birth_year": consumer.birth_year,
-                "joined_on": consumer.joined_on.isoformat(),
-                "status": consumer.status,
-                "masked": masked,
-            }
-        )
-    return shaped
+    return [
+        _consumer_fields(consumer, masked=not getattr(consumer, "full_records", False))
+        for consumer in consumers
+    ]
 
 
 class ConsumerDetailSerializer(serializers.ModelSerializer):
@@ -147,14 +149,7 @@ class ConsumerDetailSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
         consumer: Consumer = instance["consumer"]
         return {
-            "public_id": consumer.public_id,
-            **masking.identity(consumer, masked=instance["masked"]),
-            "province": consumer.province,
-            "city": consumer.city,
-            "birth_year": consumer.birth_year,
-            "joined_on": consumer.joined_on.isoformat(),
-            "status": consumer.status,
-            "masked": instance["masked"],
+            **_consumer_fields(consumer, masked=instance["masked"]),
             "current_score": instance["current_score"],
             "accounts": [
                 {  # AccountSerializer's output, without a field tree per account

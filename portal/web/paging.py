@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -170,14 +171,33 @@ class SortedList:
     def sizes(self) -> list[int]:
         return sorted({settings.WEB_PAGE_SIZE, *self.SIZES})
 
-    def read(self, request: Any, queryset: QuerySet, *, keep: tuple[str, ...] = ()) -> Listing:
-        """The page of `queryset` the request asks for; `keep` names the list's own filter parameters."""
+    def read(
+        self,
+        request: Any,
+        queryset: QuerySet,
+        *,
+        keep: tuple[str, ...] = (),
+        choices: Mapping[str, Collection[str]] | None = None,
+    ) -> Listing:
+        """The page of `queryset` the request asks for; `keep` names the list's own filter parameters.
+        `choices` maps a field to the values its filter parameter (of the same name) may take: the list is
+        filtered on the one given, and a value outside them gives an empty page and `invalid`."""
+        choices = choices or {}
+        keep = (*keep, *choices)
+        filter_invalid = False
+        for name, allowed in choices.items():
+            wanted = request.GET.get(name) or ""
+            if wanted and wanted not in allowed:
+                queryset, filter_invalid = queryset.none(), True
+            elif wanted:
+                queryset = queryset.filter(**{name: wanted})
         sort = request.GET.get("sort") or self.default
         size_text = request.GET.get("size") or str(settings.WEB_PAGE_SIZE)
         sizes = self.sizes()
         invalid = sort not in self.sorts or not size_text.isdigit() or int(size_text) not in sizes
         if invalid:
             sort, size_text, queryset = self.default, str(settings.WEB_PAGE_SIZE), queryset.none()
+        invalid = invalid or filter_invalid
         keyset, size = self.sorts[sort], int(size_text)
         total = queryset.count()
         try:

@@ -12,11 +12,12 @@ from rest_framework.views import APIView
 from audit.models import AuditEvent
 from audit.recorder import AuditNote, note_for
 from portal.access import policy
-from portal.access.models import AccessGrant
+from portal.access.models import AccessGrant, Permission
 from portal.accounts.models import User
 from portal.api.params import bad, is_id
 from portal.api.permissions import RoleGate
 from portal.api.throttles import UserDataThrottle
+from portal.records.models import Segment
 
 GRANT_HEADER = "X-Access-Grant"
 NOT_FOUND = "Not found."
@@ -83,3 +84,16 @@ class PortalView(APIView):
             raise NotFound(NOT_FOUND) from None
         self.attribute(access.grant)
         return access
+
+    def aggregate_segment(self, segment_id: str) -> Segment:
+        """The segment in the path, if the caller holds view_aggregates on it, else the same 404 for unknown,
+        malformed and out-of-scope ids; the access is attributed to the covering grant."""
+        self.note.resource_kind, self.note.requested_id = "segment", segment_id[:100]
+        scope = self.scope()
+        if not is_id(segment_id) or Permission.VIEW_AGGREGATES not in scope.segment_permissions(
+            int(segment_id)
+        ):
+            raise NotFound(NOT_FOUND)
+        segment = Segment.objects.get(pk=int(segment_id))
+        self.attribute(scope.grant_for_segment(segment.pk, Permission.VIEW_AGGREGATES))
+        return segment

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,7 +24,7 @@ from portal.api.serializers import (
     consumer_rows,
     transaction_rows,
 )
-from portal.api.views.base import NOT_FOUND, PortalView
+from portal.api.views.base import PortalView
 from portal.records import selectors
 from portal.records.models import Segment, Transaction
 from portal.records.synthetic import PROVINCE_NAMES_EN
@@ -84,14 +83,7 @@ class SegmentSummaryView(PortalView):
     @extend_schema(parameters=[GRANT_HEADER_PARAM], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, segment_id: str) -> Response:
         params.reject_unknown(request, set())
-        self.note.resource_kind, self.note.requested_id = "segment", segment_id[:100]
-        scope = self.scope()
-        if not params.is_id(segment_id) or Permission.VIEW_AGGREGATES not in scope.segment_permissions(
-            int(segment_id)
-        ):
-            raise NotFound(NOT_FOUND)
-        segment = Segment.objects.get(pk=int(segment_id))
-        self.attribute(scope.grant_for_segment(segment.pk, Permission.VIEW_AGGREGATES))
+        segment = self.aggregate_segment(segment_id)
         figures = masking.suppress_figures(selectors.segment_figures(segment.pk))
         return Response(
             {

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.access import masking
-from portal.access.models import Permission
 from portal.api import params
-from portal.api.views.base import NOT_FOUND, PortalView
+from portal.api.views.base import PortalView
 from portal.api.views.records import GRANT_HEADER_PARAM
-from portal.records.models import Segment
 
 
 class FairnessBucketSerializer(serializers.Serializer):
@@ -68,14 +65,7 @@ class SegmentFairnessView(PortalView):
     )
     def get(self, request: Request, segment_id: str) -> Response:
         params.reject_unknown(request, set())
-        self.note.resource_kind, self.note.requested_id = "segment", segment_id[:100]
-        scope = self.scope()
-        if not params.is_id(segment_id) or Permission.VIEW_AGGREGATES not in scope.segment_permissions(
-            int(segment_id)
-        ):
-            raise NotFound(NOT_FOUND)
-        segment = Segment.objects.get(pk=int(segment_id))
-        self.attribute(scope.grant_for_segment(segment.pk, Permission.VIEW_AGGREGATES))
+        segment = self.aggregate_segment(segment_id)
         body = {
             "segment": {
                 "id": segment.pk,

@@ -31,15 +31,8 @@ def export_list(request: HttpRequest) -> HttpResponse:
     note.resource_kind = "export"
     user = pages.user_of(request)
     exports_of_user = Export.objects.filter(requested_by=user).select_related("segment")
-    status = 200
-    wanted = request.GET.get("status") or ""
-    if wanted and wanted not in Export.Status.values:
-        exports_of_user, status = exports_of_user.none(), 400
-    elif wanted:
-        exports_of_user = exports_of_user.filter(status=wanted)
-    listing = EXPORT_LIST.read(request, exports_of_user, keep=("status",))
-    if listing.invalid:
-        status = 400
+    listing = EXPORT_LIST.read(request, exports_of_user, choices={"status": Export.Status.values})
+    status = 400 if listing.invalid else 200
     rows = listing.page.results
     running = any(e.status in (Export.Status.PENDING, Export.Status.BUILDING) for e in rows)
     return render(
@@ -49,7 +42,7 @@ def export_list(request: HttpRequest) -> HttpResponse:
             "exports": rows,
             "running": running,
             "listing": listing,
-            "status_filter": wanted,
+            "status_filter": request.GET.get("status") or "",
             "statuses": Export.Status.choices,
         },
         status=status,
