@@ -162,3 +162,76 @@ def unique_key_problems(plan: Iterable[Placement], keys: Iterable[UniqueKey]) ->
         for key in keys
         if by_table[key.table].kind == DISTRIBUTED and by_table[key.table].column not in key.columns
     ]
+
+
+# --- The consumer's shards: what the refresh's chunk planner aligns its chunks to (SCALING.md §3.4) ---------
+# Citus hashes a distribution value with the hash function of its type's default hash operator class
+# (worker_hash in src/backend/distributed/operations/isolate_shards.c: "figure out hash function from the
+# data type"): for the bigint consumer ids that is PostgreSQL's own hashint8, which plain PostgreSQL has too
+# (the tests use it).
+# A shard holds the rows whose hash lies in [shardminvalue, shardmaxvalue] of pg_dist_shard.
+HASH_FUNCTION = "worker_hash"
+HASH_MIN, HASH_MAX = -(2**31), 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ShardRange:
+    shard_id: int
+    min_hash: int
+    max_hash: int
+
+
+def consumer_shards(cursor) -> list[ShardRange]:
+    """The shards of records_consumer (and so of every table co-located with it) in hash order, read from
+    Citus's metadata on the coordinator; refused unless they cover the hash space without gap or overlap,
+    and on a database without Citus (PORTAL_CITUS set against plain PostgreSQL)."""
+    cursor.execute("SELECT to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        raise ValueError("PORTAL_CITUS is set but this database has no Citus metadata (pg_dist_shard)")
+    cursor.execute(
+        "SELECT shardid, shardminvalue::int, shardmaxvalue::int FROM pg_dist_shard "
+        "WHERE logicalrelid = %s::regclass ORDER BY 2",
+        [ANCHOR],
+    )
+    return checked_shards([ShardRange(*row) for row in cursor.fetchall()])
+
+
+def checked_shards(shards: list[ShardRange]) -> list[ShardRange]:
+    """The shards if they tile the int32 hash space in order (a rebalanced or split group still does);
+    ValueError otherwise, since a chunk planned from them could then miss consumers."""
+    if not shards:
+        raise ValueError(f"{ANCHOR} has no shards: is it distributed (manage.py citus_distribute)?")
+    expected = HASH_MIN
+    for shard in shards:
+        if shard.min_hash != expected or shard.max_hash < shard.min_hash:
+            raise ValueError(f"shard {shard.shard_id} starts at {shard.min_hash}, not {expected}")
+        expected = shard.max_hash + 1
+    if expected != HASH_MAX + 1:
+        raise ValueError(f"the last shard ends at {expected - 1}, not {HASH_MAX}")
+    return shards
+
+
+def uniform_shards(count: int, first_shard_id: int = 102008) -> list[ShardRange]:
+    """The ranges create_distributed_table gives `count` new shards: the 2^32 hash values in equal parts
+    of 2^32 // count, the last one running to the end (Citus: CreateShardsWithRoundRobinPolicy in
+    src/backend/distributed/operations/create_shards.c, `hashTokenIncrement = HASH_TOKEN_COUNT /
+    shardCount`). For tests and estimates; the planner reads the real ones from pg_dist_shard."""
+    step = 2**32 // count
+    return [
+        ShardRange(
+            first_shard_id + index,
+            HASH_MIN + index * step,
+            HASH_MAX if index == count - 1 else HASH_MIN + index * step + step - 1,
+        )
+        for index in range(count)
+    ]
+
+
+def shard_chunks(shard_ids: Iterable[tuple[int, Iterable[int]]], size: int) -> list[tuple[int, list[int]]]:
+    """(shard id, consumer ids) per chunk: each shard's ids in order, cut into pieces of at most `size`.
+    Every chunk then names consumers of one shard only, so its statements prune to that shard."""
+    chunks = []
+    for shard_id, ids in shard_ids:
+        ordered = sorted(ids)
+        chunks += [(shard_id, ordered[i : i + size]) for i in range(0, len(ordered), size)]
+    return chunks

@@ -251,12 +251,23 @@ def features_sql(connection: BaseDatabaseWrapper, *, incremental: bool = False) 
     return f"WITH {feature_ctes(connection, incremental=incremental)} SELECT * FROM f"  # noqa: S608
 
 
-def feature_ctes(connection: BaseDatabaseWrapper, *, incremental: bool = False) -> str:
+def in_chunk(column: str, *, by_ids: bool = False) -> str:
+    """The chunk's condition on a consumer id column: the range lo..hi, and with `by_ids` (a chunk of one
+    Citus shard) also `= ANY(%(ids)s)`, its consumers named as constants: Citus prunes shards on equality
+    and on `= ANY` of a constant array, never on a range of a hash-distributed column
+    (src/backend/distributed/planner/shard_pruning.c), so with every table read that way the chunk's
+    statements go to the one shard (and its co-located shards) holding those consumers."""
+    condition = f"{column} BETWEEN %(lo)s AND %(hi)s"
+    return f"{condition} AND {column} = ANY(%(ids)s::bigint[])" if by_ids else condition
+
+
+def feature_ctes(connection: BaseDatabaseWrapper, *, incremental: bool = False, by_ids: bool = False) -> str:
     """The common table expressions ending in `f` (consumer_id and one column per feature in CODES) for
     consumers lo..hi, as of the window; scoring appends its own to these.
 
     Parameters: lo, hi and those of Window.params; with `incremental`, also watermark_from: only consumers
-    with a transaction whose id lies in (watermark_from, watermark] are selected.
+    with a transaction whose id lies in (watermark_from, watermark] are selected; with `by_ids` (PostgreSQL
+    only), also ids: the chunk's consumers, all in lo..hi (see in_chunk).
 
     Money is summed in whole fen and every ratio is an integer division: both databases agree on the results.
     Table names come from the models' _meta, products from their enumerations, values travel as parameters.
@@ -279,7 +290,7 @@ def feature_ctes(connection: BaseDatabaseWrapper, *, incremental: bool = False) 
             return ""
         return (
             f"AND {column} IN (SELECT n.consumer_id FROM {txn} n WHERE n.id > %(watermark_from)s "  # noqa: S608
-            "AND n.id <= %(watermark)s AND n.consumer_id BETWEEN %(lo)s AND %(hi)s)"
+            f"AND n.id <= %(watermark)s AND {in_chunk('n.consumer_id', by_ids=by_ids)})"
         )
 
     return f"""
@@ -297,7 +308,7 @@ t AS (
     SUM(CASE WHEN t.kind = 'transfer_in' AND t.occurred_at >= %(inflow_from)s THEN 1 ELSE 0 END) AS inflows
   FROM {txn} t
   JOIN {account} a ON a.consumer_id = t.consumer_id AND a.id = t.account_id
-  WHERE t.consumer_id BETWEEN %(lo)s AND %(hi)s AND t.id <= %(watermark)s AND t.occurred_at < %(cutoff)s
+  WHERE {in_chunk("t.consumer_id", by_ids=by_ids)} AND t.id <= %(watermark)s AND t.occurred_at < %(cutoff)s
     {new_rows("t.consumer_id")}
   GROUP BY t.consumer_id
 ),
@@ -312,7 +323,8 @@ a AS (
     COUNT(DISTINCT CASE WHEN a.product IN ({credit}) THEN a.product END) AS credit_kinds,
     COUNT(DISTINCT CASE WHEN a.product IN ({savings}) THEN a.product END) AS savings_products
   FROM {account} a
-  WHERE a.consumer_id BETWEEN %(lo)s AND %(hi)s AND a.opened_on < %(as_of_date)s {new_rows("a.consumer_id")}
+  WHERE {in_chunk("a.consumer_id", by_ids=by_ids)} AND a.opened_on < %(as_of_date)s
+    {new_rows("a.consumer_id")}
   GROUP BY a.consumer_id
 ),
 f AS (
@@ -337,7 +349,7 @@ SELECT c.id AS consumer_id,
 FROM {consumer} c
 LEFT JOIN t ON t.consumer_id = c.id
 LEFT JOIN a ON a.consumer_id = c.id
-WHERE c.id BETWEEN %(lo)s AND %(hi)s {new_rows("c.id")}
+WHERE {in_chunk("c.id", by_ids=by_ids)} {new_rows("c.id")}
 )"""  # noqa: S608
 
 

@@ -179,6 +179,11 @@ class ScoreRun(models.Model):
 class ScoreChunk(models.Model):
     """A range of consumer ids of a run, processed by one task holding a lease on it.
 
+    On Citus (PORTAL_CITUS) a chunk is also one shard's: `shard` is the pg_dist_shard id of records_consumer
+    whose consumers it holds and `consumer_ids` names them (all within first..last), so that every statement
+    of the chunk prunes to that shard (deploy/SCALING.md §3.4). The list is dropped once the chunk is done.
+    On plain PostgreSQL and SQLite both stay empty and the chunk is its id range.
+
     The lease lives here, not in the broker: a worker killed mid-chunk loses its message (early ack) or gets
     it back only after Redis's visibility timeout, so a periodic task re-enqueues chunks whose lease ran out.
     """
@@ -193,6 +198,8 @@ class ScoreChunk(models.Model):
     first_consumer_id = models.BigIntegerField(_("first consumer id"))
     last_consumer_id = models.BigIntegerField(_("last consumer id"))
     consumers_planned = models.PositiveIntegerField(_("consumers planned"))
+    shard = models.BigIntegerField(_("Citus shard"), null=True, blank=True)
+    consumer_ids = models.JSONField(_("consumer ids (Citus)"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     # While pending: when the queued message should have been picked up; while running: when the claim lapses.
     lease_expires_at = models.DateTimeField(_("lease expires at"))

@@ -159,9 +159,10 @@ def _hash_sql(connection: BaseDatabaseWrapper, card: Card, alias: str) -> str:
 
 
 def scored_sql(
-    connection: BaseDatabaseWrapper, card: Card, *, incremental: bool = False
+    connection: BaseDatabaseWrapper, card: Card, *, incremental: bool = False, by_ids: bool = False
 ) -> tuple[str, str, dict]:
-    """(ctes, select, params): `WITH <ctes> <select>` returns, for consumers lo..hi, consumer_id, value,
+    """(ctes, select, params): `WITH <ctes> <select>` returns, for consumers lo..hi (with `by_ids`, those of
+    them listed in the `ids` parameter: scoring.features.in_chunk), consumer_id, value,
     features_hash and reason_{1..4}_{code,en,zh,points} columns. Feature codes are identifiers from
     scoring.features and numbers pass through int(); texts travel as parameters."""
     for code in codes(card):
@@ -213,7 +214,7 @@ def scored_sql(
         for column, name in (("code", "code"), ("text_en", "en"), ("text_zh", "zh"), ("lost", "points"))
     )
     features = ", ".join(f"MAX({code}) AS {code}" for code in codes(card))
-    ctes = f"""{feature_ctes(connection, incremental=incremental)},
+    ctes = f"""{feature_ctes(connection, incremental=incremental, by_ids=by_ids)},
 fx AS (SELECT f.*, {total} AS total, o.ord FROM f CROSS JOIN ({ords}) o),
 lost AS (
   SELECT f.consumer_id, f.ord, f.total, {", ".join(f"f.{code}" for code in codes(card))},

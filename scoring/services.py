@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -19,9 +19,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit import recorder
+from portal import citus
 from portal.records.models import Consumer, Transaction
 from scoring import calibration, monitoring, quality
-from scoring.features import FEATURES, FEATURES_BY_CODE, GROUPS, MISSING_REASONS, Window
+from scoring.features import FEATURES, FEATURES_BY_CODE, GROUPS, MISSING_REASONS, Window, in_chunk
 from scoring.models import CreditScore, Scorecard, ScoreChunk, ScoreRun
 from scoring.scorecards import scored_sql
 
@@ -259,26 +260,71 @@ LIFECYCLE = {"validate": model_validate, "approve": model_approve, "activate": m
 
 
 # --- Runs -------------------------------------------------------------------------------------------------
+class PlannedChunk(NamedTuple):
+    first: int
+    last: int
+    consumers: int
+    shard: int | None = None
+    ids: list[int] | None = None
+
+
+def _ids_sql(incremental: bool) -> str:
+    """The consumers a run scores: all of them, or those with a transaction in the watermark window."""
+    consumer, txn = Consumer._meta.db_table, Transaction._meta.db_table
+    if incremental:
+        return (
+            f"SELECT DISTINCT consumer_id AS id FROM {txn} "  # noqa: S608 - table names from _meta
+            "WHERE id > %(watermark_from)s AND id <= %(watermark_to)s"
+        )
+    return f"SELECT id FROM {consumer}"  # noqa: S608
+
+
 def _plan_sql(incremental: bool) -> str:
     """(first id, last id, count) of each chunk: consecutive consumer ids, `size` consumers each."""
-    consumer, txn = Consumer._meta.db_table, Transaction._meta.db_table
-    ids = (
-        f"SELECT DISTINCT consumer_id AS id FROM {txn} "  # noqa: S608 - table names from _meta
-        "WHERE id > %(watermark_from)s AND id <= %(watermark_to)s"
-        if incremental
-        else f"SELECT id FROM {consumer}"  # noqa: S608
-    )
-    if settings.PORTAL_CITUS:
-        # A window over every id in order would run on the coordinator, over all of them. Chunks of `size`
-        # consecutive id values instead: MIN, MAX and COUNT per bucket are partial aggregates that each shard
-        # computes and the coordinator merges (chunks then hold at most `size` consumers).
-        return f"""
-SELECT MIN(id), MAX(id), COUNT(*) FROM ({ids}) ids
-GROUP BY id / %(size)s ORDER BY 1"""  # noqa: S608
     return f"""
 SELECT MIN(id), MAX(id), COUNT(*) FROM (
-  SELECT id, (ROW_NUMBER() OVER (ORDER BY id) - 1) / %(size)s AS bucket FROM ({ids}) ids
+  SELECT id, (ROW_NUMBER() OVER (ORDER BY id) - 1) / %(size)s AS bucket FROM ({_ids_sql(incremental)}) ids
 ) buckets GROUP BY bucket ORDER BY bucket"""  # noqa: S608
+
+
+def _shard_plan_sql(incremental: bool, hash_function: str) -> str:
+    """Each shard's consumers in id windows: (shard number, window, ids), one row per shard and window.
+
+    The shard number is the bucket of the id's hash among the shards' lower bounds (width_bucket: 1 for
+    the first shard); windows are `window` id values wide, so that a shard's part of one holds about `size`
+    consumers. Nothing here is ordered or windowed over all ids: every shard computes its own groups and
+    array_agg partials, which the coordinator merges (Citus ships array_cat_agg for that), and only the
+    ids travel, once."""
+    return f"""
+SELECT width_bucket({hash_function}(id), %(bounds)s::int[]), id / %(window)s, array_agg(id)
+FROM ({_ids_sql(incremental)}) ids GROUP BY 1, 2 ORDER BY 1, 2"""  # noqa: S608
+
+
+def _plan(cursor: Any, incremental: bool, params: dict[str, Any]) -> list[PlannedChunk]:
+    """The run's chunks. On plain PostgreSQL and SQLite, ranges of consecutive consumer ids. On Citus, chunks
+    of one shard each, naming their consumers (deploy/SCALING.md §3.4): the shards are read from
+    pg_dist_shard, each consumer goes to the shard its id hashes into, and each shard's consumers are cut
+    into chunks of at most `size` in id order."""
+    if not settings.PORTAL_CITUS:
+        cursor.execute(_plan_sql(incremental), params)
+        return [PlannedChunk(first, last, count) for first, last, count in cursor.fetchall()]
+    try:
+        if connection.vendor != "postgresql":
+            raise ValueError(f"PORTAL_CITUS is set but this database is {connection.vendor}")
+        shards = citus.consumer_shards(cursor)
+    except ValueError as exc:
+        raise ScoringError(str(exc)) from None
+    cursor.execute(
+        _shard_plan_sql(incremental, citus.HASH_FUNCTION),
+        {**params, "bounds": [s.min_hash for s in shards], "window": params["size"] * len(shards)},
+    )
+    per_shard: dict[int, list[int]] = {}
+    for number, _window, ids in cursor.fetchall():
+        per_shard.setdefault(shards[number - 1].shard_id, []).extend(ids)
+    return [
+        PlannedChunk(ids[0], ids[-1], len(ids), shard, ids)
+        for shard, ids in citus.shard_chunks(per_shard.items(), params["size"])
+    ]
 
 
 def _lock_run_starts() -> None:
@@ -340,11 +386,11 @@ def score_run_start(
             if watermark_from == watermark_to:
                 raise NothingToScore("no transactions have arrived since the last finished run")
         with connection.cursor() as cursor:
-            cursor.execute(
-                _plan_sql(kind == ScoreRun.Kind.INCREMENTAL),
+            plan = _plan(
+                cursor,
+                kind == ScoreRun.Kind.INCREMENTAL,
                 {"size": chunk_size(), "watermark_from": watermark_from, "watermark_to": watermark_to},
             )
-            plan = cursor.fetchall()
 
         run = ScoreRun(
             kind=kind,
@@ -355,7 +401,7 @@ def score_run_start(
             as_of=now,
             watermark_from=watermark_from,
             watermark_to=watermark_to,
-            consumers_planned=sum(count for _first, _last, count in plan),
+            consumers_planned=sum(chunk.consumers for chunk in plan),
             chunks_total=len(plan),
         )
         try:
@@ -368,12 +414,14 @@ def score_run_start(
         chunks = ScoreChunk.objects.bulk_create(
             ScoreChunk(
                 run=run,
-                first_consumer_id=first,
-                last_consumer_id=last,
-                consumers_planned=count,
+                first_consumer_id=chunk.first,
+                last_consumer_id=chunk.last,
+                consumers_planned=chunk.consumers,
+                shard=chunk.shard,
+                consumer_ids=chunk.ids,
                 lease_expires_at=lease,
             )
-            for first, last, count in plan
+            for chunk in plan
         )
         recorder.record(
             actor=requested_by,
@@ -556,6 +604,7 @@ def score_chunk_process(*, chunk_id: int, task_id: str) -> int | None:
             finished_at=now,
             lease_expires_at=now,
             error="",
+            consumer_ids=None,  # a done chunk is never scored again: its list is dead weight
         )
         if not done:
             raise LeaseLost(f"chunk {chunk.pk} was taken over while task {task_id} worked on it")
@@ -601,7 +650,8 @@ def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime)
     """One INSERT ... SELECT: features, points, reasons and hash of the whole chunk, computed in the
     database. ON CONFLICT DO NOTHING makes a repeated chunk a no-op."""
     incremental = run.kind == ScoreRun.Kind.INCREMENTAL
-    ctes, select, params = scored_sql(connection, run.scorecard, incremental=incremental)
+    by_ids = chunk.consumer_ids is not None
+    ctes, select, params = scored_sql(connection, run.scorecard, incremental=incremental, by_ids=by_ids)
     columns = ", ".join(
         [
             "run_id",
@@ -638,6 +688,7 @@ def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime)
                 **window.params(connection),
                 "lo": chunk.first_consumer_id,
                 "hi": chunk.last_consumer_id,
+                "ids": chunk.consumer_ids,
                 "watermark_from": run.watermark_from,
                 "run_id": run.pk,
                 "scorecard_id": run.scorecard_id,
@@ -654,16 +705,23 @@ def _update_current_scores(chunk: ScoreChunk, run: ScoreRun) -> None:
     older data never overwrites one from newer data (an incremental run may finish before a full one), and
     an unchanged score is not rewritten (most stay the same between runs; a rewrite touches every index)."""
     consumer, score = Consumer._meta.db_table, CreditScore._meta.db_table
+    by_ids = chunk.consumer_ids is not None
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {consumer} SET current_score = s.value
                 FROM {score} s
-                WHERE s.run_id = %(run)s AND s.consumer_id BETWEEN %(lo)s AND %(hi)s
+                WHERE s.run_id = %(run)s AND {in_chunk("s.consumer_id", by_ids=by_ids)}
+                  AND {in_chunk(f"{consumer}.id", by_ids=by_ids)}
                   AND {consumer}.id = s.consumer_id
                   AND ({consumer}.current_score IS NULL OR {consumer}.current_score <> s.value)
                   AND NOT EXISTS (SELECT 1 FROM {score} n
                                   WHERE n.consumer_id = s.consumer_id AND n.watermark > s.watermark)""",  # noqa: S608
-            {"run": run.pk, "lo": chunk.first_consumer_id, "hi": chunk.last_consumer_id},
+            {
+                "run": run.pk,
+                "lo": chunk.first_consumer_id,
+                "hi": chunk.last_consumer_id,
+                "ids": chunk.consumer_ids,
+            },
         )
 
 
