@@ -32,12 +32,16 @@ BY_CONSUMER = {
     "records_segmentmembership": "consumer_id",
     "scoring_creditscore": "consumer_id",
 }
-# The key tables, each distributed by its identifier in a co-location group of its own (colocate_with
-# 'none'): a lookup by identifier reads one shard and their primary keys stay globally unique.
+# Distributed by a key of their own, each in a co-location group of its own (colocate_with 'none'): the
+# key tables by their identifier (a lookup by identifier reads one shard and their primary keys stay
+# globally unique), and the refresh chunks' lists of consumers by chunk.
 BY_IDENTIFIER = {
     "records_consumerpublicid": "public_id",
     "records_consumerresidentid": "resident_id_hmac",
     "records_consumerphone": "phone_hmac",
+    # The consumers each refresh chunk names (one id per consumer per run): spread over the workers by
+    # chunk, read and deleted by chunk id, rather than copied to every worker with the chunk rows.
+    "scoring_chunkconsumers": "chunk_id",
 }
 # Left on the coordinator as plain PostgreSQL tables: the audit trail (one sealer, one chain, its triggers
 # and monthly partitions; events and subjects committed together), sessions and login-lockout records

@@ -180,9 +180,9 @@ class ScoreChunk(models.Model):
     """A range of consumer ids of a run, processed by one task holding a lease on it.
 
     On Citus (PORTAL_CITUS) a chunk is also one shard's: `shard` is the pg_dist_shard id of records_consumer
-    whose consumers it holds and `consumer_ids` names them (all within first..last), so that every statement
-    of the chunk prunes to that shard (deploy/SCALING.md §3.4). The list is dropped once the chunk is done.
-    On plain PostgreSQL and SQLite both stay empty and the chunk is its id range.
+    whose consumers it holds, and its ChunkConsumers row names them (all within first..last), so that every
+    statement of the chunk prunes to that shard (deploy/SCALING.md §3.4). On plain PostgreSQL and SQLite
+    `shard` stays empty and the chunk is its id range.
 
     The lease lives here, not in the broker: a worker killed mid-chunk loses its message (early ack) or gets
     it back only after Redis's visibility timeout, so a periodic task re-enqueues chunks whose lease ran out.
@@ -199,7 +199,6 @@ class ScoreChunk(models.Model):
     last_consumer_id = models.BigIntegerField(_("last consumer id"))
     consumers_planned = models.PositiveIntegerField(_("consumers planned"))
     shard = models.BigIntegerField(_("Citus shard"), null=True, blank=True)
-    consumer_ids = models.JSONField(_("consumer ids (Citus)"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     # While pending: when the queued message should have been picked up; while running: when the claim lapses.
     lease_expires_at = models.DateTimeField(_("lease expires at"))
@@ -231,6 +230,27 @@ class ScoreChunk(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} consumers {self.first_consumer_id}-{self.last_consumer_id}"
+
+
+class ChunkConsumers(models.Model):
+    """The consumers of a chunk planned on Citus, by id, in order: the constants its statements name.
+
+    A table of its own, not a column of ScoreChunk: chunks are a reference table (a copy on every worker,
+    read by each request's lease updates), while these lists add up to one id per consumer per run, so
+    they are distributed by chunk (each list on one shard, read and deleted by its chunk id) and deleted
+    when their chunk is done."""
+
+    chunk = models.OneToOneField(
+        ScoreChunk, on_delete=models.CASCADE, primary_key=True, related_name="consumers"
+    )
+    ids = models.JSONField(_("consumer ids"))
+
+    class Meta:
+        verbose_name = _("chunk consumers")
+        verbose_name_plural = _("chunk consumers")
+
+    def __str__(self) -> str:
+        return f"chunk {self.chunk_id}: {len(self.ids)} consumers"
 
 
 class CreditScore(models.Model):

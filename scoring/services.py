@@ -23,7 +23,7 @@ from portal import citus
 from portal.records.models import Consumer, Transaction
 from scoring import calibration, monitoring, quality
 from scoring.features import FEATURES, FEATURES_BY_CODE, GROUPS, MISSING_REASONS, Window, in_chunk
-from scoring.models import CreditScore, Scorecard, ScoreChunk, ScoreRun
+from scoring.models import ChunkConsumers, CreditScore, Scorecard, ScoreChunk, ScoreRun
 from scoring.scorecards import scored_sql
 
 logger = logging.getLogger(__name__)
@@ -327,6 +327,16 @@ def _plan(cursor: Any, incremental: bool, params: dict[str, Any]) -> list[Planne
     ]
 
 
+def _sequential_multi_shard() -> None:
+    """Citus, for this transaction: one connection per worker for multi-shard writes. The lists of a run's
+    chunks go to many shards of a table whose foreign key points at the chunk rows just written to a
+    reference table, and Citus refuses that write in parallel mode within the same transaction (its
+    relation access tracking: "cannot execute parallel ... because there is a foreign key"), naming this
+    setting as the remedy. The same setting is a harmless placeholder on plain PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true)")
+
+
 def _lock_run_starts() -> None:
     """Serialise run starts, and make the watermark exact.
 
@@ -418,10 +428,16 @@ def score_run_start(
                 last_consumer_id=chunk.last,
                 consumers_planned=chunk.consumers,
                 shard=chunk.shard,
-                consumer_ids=chunk.ids,
                 lease_expires_at=lease,
             )
             for chunk in plan
+        )
+        if settings.PORTAL_CITUS and plan:
+            _sequential_multi_shard()
+        ChunkConsumers.objects.bulk_create(
+            ChunkConsumers(chunk=chunk, ids=planned.ids)
+            for chunk, planned in zip(chunks, plan, strict=True)
+            if planned.ids is not None
         )
         recorder.record(
             actor=requested_by,
@@ -593,8 +609,9 @@ def score_chunk_process(*, chunk_id: int, task_id: str) -> int | None:
         _tune_chunk_transaction()
         chunk = ScoreChunk.objects.select_related("run__scorecard").get(pk=chunk_id)
         run = chunk.run
-        scored = _write_scores(chunk, run, task_id, timezone.now())
-        _update_current_scores(chunk, run)
+        ids = _chunk_ids(chunk)
+        scored = _write_scores(chunk, run, task_id, timezone.now(), ids)
+        _update_current_scores(chunk, run, ids)
         now = timezone.now()
         done = ScoreChunk.objects.filter(
             pk=chunk.pk, status=ScoreChunk.Status.RUNNING, celery_task_id=task_id
@@ -604,10 +621,11 @@ def score_chunk_process(*, chunk_id: int, task_id: str) -> int | None:
             finished_at=now,
             lease_expires_at=now,
             error="",
-            consumer_ids=None,  # a done chunk is never scored again: its list is dead weight
         )
         if not done:
             raise LeaseLost(f"chunk {chunk.pk} was taken over while task {task_id} worked on it")
+        if chunk.shard is not None:  # a done chunk is never scored again: its list is dead weight
+            ChunkConsumers.objects.filter(chunk_id=chunk.pk).delete()
         # The run row is the one lock chunks share, taken last and briefly: counters stay exact and exactly
         # one chunk sees the run complete, without serialising the chunks' real work.
         run = (
@@ -623,6 +641,17 @@ def score_chunk_process(*, chunk_id: int, task_id: str) -> int | None:
         if run.status == ScoreRun.Status.RUNNING and run.chunks_done == run.chunks_total:
             _finish(run, now)
     return scored
+
+
+def _chunk_ids(chunk: ScoreChunk) -> list[int] | None:
+    """The consumers a chunk planned on Citus names (one statement, routed to the list's shard by the
+    chunk id); None for a chunk that is an id range."""
+    if chunk.shard is None:
+        return None
+    ids = ChunkConsumers.objects.filter(chunk_id=chunk.pk).values_list("ids", flat=True).first()
+    if ids is None:
+        raise ScoringError(f"chunk {chunk.pk} of shard {chunk.shard} has lost its list of consumers")
+    return list(ids)
 
 
 def _tune_chunk_transaction() -> None:
@@ -646,12 +675,16 @@ def _durable_commit() -> None:
             cursor.execute("SELECT set_config('synchronous_commit', 'on', true)")
 
 
-def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime) -> int:
-    """One INSERT ... SELECT: features, points, reasons and hash of the whole chunk, computed in the
-    database. ON CONFLICT DO NOTHING makes a repeated chunk a no-op."""
+def _write_scores(
+    chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime, ids: list[int] | None = None
+) -> int:
+    """One INSERT ... SELECT: features, points, reasons and hash of the whole chunk (or, with `ids`, of the
+    chunk's consumers named), computed in the database. ON CONFLICT DO NOTHING makes a repeated chunk a
+    no-op."""
     incremental = run.kind == ScoreRun.Kind.INCREMENTAL
-    by_ids = chunk.consumer_ids is not None
-    ctes, select, params = scored_sql(connection, run.scorecard, incremental=incremental, by_ids=by_ids)
+    ctes, select, params = scored_sql(
+        connection, run.scorecard, incremental=incremental, by_ids=ids is not None
+    )
     columns = ", ".join(
         [
             "run_id",
@@ -688,7 +721,7 @@ def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime)
                 **window.params(connection),
                 "lo": chunk.first_consumer_id,
                 "hi": chunk.last_consumer_id,
-                "ids": chunk.consumer_ids,
+                "ids": ids,
                 "watermark_from": run.watermark_from,
                 "run_id": run.pk,
                 "scorecard_id": run.scorecard_id,
@@ -700,12 +733,12 @@ def _write_scores(chunk: ScoreChunk, run: ScoreRun, task_id: str, now: datetime)
         return max(cursor.rowcount, 0)
 
 
-def _update_current_scores(chunk: ScoreChunk, run: ScoreRun) -> None:
+def _update_current_scores(chunk: ScoreChunk, run: ScoreRun, ids: list[int] | None = None) -> None:
     """Copy this run's scores of the chunk to Consumer.current_score, in one UPDATE. A score computed from
     older data never overwrites one from newer data (an incremental run may finish before a full one), and
     an unchanged score is not rewritten (most stay the same between runs; a rewrite touches every index)."""
     consumer, score = Consumer._meta.db_table, CreditScore._meta.db_table
-    by_ids = chunk.consumer_ids is not None
+    by_ids = ids is not None
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {consumer} SET current_score = s.value
@@ -720,7 +753,7 @@ def _update_current_scores(chunk: ScoreChunk, run: ScoreRun) -> None:
                 "run": run.pk,
                 "lo": chunk.first_consumer_id,
                 "hi": chunk.last_consumer_id,
-                "ids": chunk.consumer_ids,
+                "ids": ids,
             },
         )
 

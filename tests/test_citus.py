@@ -183,3 +183,50 @@ def test_it_refuses_without_citus_and_changes_nothing():
             assert citus_distribute._catalog_foreign_keys(cursor) == before
             cursor.execute("SELECT to_regclass(%s)", [citus_distribute.KEPT_KEYS])
             assert cursor.fetchone()[0] is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_foreign_keys_dropped_for_placement_come_back_as_they_were_even_after_an_interrupted_run():
+    def definitions(cursor) -> dict[tuple[str, str], str]:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
+        )
+        return {(table, name): definition for table, name, definition in cursor.fetchall()}
+
+    with connection.cursor() as cursor:
+        keys = citus_distribute._catalog_foreign_keys(cursor)
+        before = definitions(cursor)
+    todo = {"records_account", "records_transaction"}
+    first = io.StringIO()
+    citus_distribute.Command(stdout=first)._keep_foreign_keys(keys, todo)
+    touching = {(k.table, k.name) for k in keys if k.table in todo or k.referenced in todo}
+    assert (
+        "records_transaction",
+        next(k.name for k in keys if k.columns == ("account_id", "consumer_id")),
+    ) in (touching)
+    with connection.cursor() as cursor:
+        during = definitions(cursor)
+        cursor.execute(f"SELECT count(*) FROM {citus_distribute.KEPT_KEYS}")  # noqa: S608
+        assert cursor.fetchone()[0] == len(touching)
+    # Exactly the keys touching a table still to place were dropped, with their partitions' copies.
+    gone = {key for key in before if key not in during}
+    assert {key for key in gone if not key[0].startswith("records_transaction_")} == touching
+    assert {name for _table, name in gone} == {name for _table, name in touching}
+    assert first.getvalue().count("dropped") == len(touching)
+    # The run stops here; the next one (a new command) re-creates them from the kept definitions.
+    second = io.StringIO()
+    citus_distribute.Command(stdout=second)._restore_foreign_keys()
+    with connection.cursor() as cursor:
+        assert definitions(cursor) == before
+        cursor.execute("SELECT to_regclass(%s)", [citus_distribute.KEPT_KEYS])
+        assert cursor.fetchone()[0] is None
+    assert second.getvalue().count("re-created") == len(touching)
+
+
+def test_the_refresh_chunks_lists_are_distributed_by_chunk_and_the_chunks_copied_to_every_worker():
+    assert BY_TABLE["scoring_chunkconsumers"] == Placement(
+        "scoring_chunkconsumers", DISTRIBUTED, "chunk_id", "none"
+    )
+    assert BY_TABLE["scoring_scorechunk"].kind == REFERENCE

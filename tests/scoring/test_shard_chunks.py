@@ -20,7 +20,7 @@ from portal import citus
 from portal.citus import HASH_MAX, HASH_MIN, ShardRange
 from portal.records.models import Account, Consumer, Transaction
 from scoring import services
-from scoring.models import CreditScore, ScoreChunk, ScoreRun
+from scoring.models import ChunkConsumers, CreditScore, ScoreChunk, ScoreRun
 from scoring.scorecards import scored_sql
 from tests.scoring.test_runs import start
 
@@ -86,8 +86,7 @@ def fake_citus(settings, monkeypatch):
 
 
 def listed(chunk: ScoreChunk) -> list[int]:
-    assert chunk.consumer_ids is not None, "a chunk planned on Citus names its consumers"
-    return list(chunk.consumer_ids)
+    return list(ChunkConsumers.objects.get(chunk=chunk).ids)
 
 
 def shard_of(ids: list[int]) -> dict[int, int]:
@@ -112,19 +111,17 @@ def test_on_citus_every_chunk_holds_the_consumers_of_one_shard_and_scores_as_the
     settings.PORTAL_CITUS = True
     run = services.score_run_start(kind="full", requested_by=compliance)  # planned, chunks queued
     chunks = list(ScoreChunk.objects.filter(run=run).order_by("shard", "first_consumer_id"))
+    lists = {chunk.pk: listed(chunk) for chunk in chunks}
     consumers = sorted(Consumer.objects.values_list("id", flat=True))
     owner = shard_of(consumers)
-    every = [i for chunk in chunks for i in listed(chunk)]
-    assert sorted(every) == consumers  # every consumer in exactly one chunk
+    assert sorted(i for ids in lists.values() for i in ids) == consumers  # each consumer in one chunk
     assert len({chunk.shard for chunk in chunks}) == len(SHARDS)  # 60 consumers reach all four shards
     for chunk in chunks:
-        assert 0 < chunk.consumers_planned == len(listed(chunk)) <= 10
-        assert listed(chunk) == sorted(listed(chunk))
-        assert (chunk.first_consumer_id, chunk.last_consumer_id) == (
-            listed(chunk)[0],
-            listed(chunk)[-1],
-        )
-        assert {owner[i] for i in listed(chunk)} == {chunk.shard}
+        ids = lists[chunk.pk]
+        assert 0 < chunk.consumers_planned == len(ids) <= 10
+        assert ids == sorted(ids)
+        assert (chunk.first_consumer_id, chunk.last_consumer_id) == (ids[0], ids[-1])
+        assert {owner[i] for i in ids} == {chunk.shard}
     # A shard's chunks are full but for its last one.
     for _shard, group in itertools.groupby(chunks, key=lambda c: c.shard):
         sizes = [c.consumers_planned for c in group]
@@ -132,15 +129,16 @@ def test_on_citus_every_chunk_holds_the_consumers_of_one_shard_and_scores_as_the
     assert run.consumers_planned == 60 and run.chunks_total == len(chunks)
 
     # Chunks of different shards overlap in id range: each scores, and copies to the consumers' current
-    # score, only the consumers it names.
+    # score, only the consumers it names; its list goes once it is done.
     Consumer.objects.update(current_score=None)
     done: set[int] = set()
     for chunk in chunks:
-        assert services.score_chunk_process(chunk_id=chunk.pk, task_id=f"t-{chunk.pk}") == len(listed(chunk))
-        done |= set(listed(chunk))
+        assert services.score_chunk_process(chunk_id=chunk.pk, task_id=f"t-{chunk.pk}") == len(
+            lists[chunk.pk]
+        )
+        done |= set(lists[chunk.pk])
         assert set(Consumer.objects.filter(current_score__isnull=False).values_list("id", flat=True)) == done
-        chunk.refresh_from_db()
-        assert chunk.consumer_ids is None  # dropped once done
+        assert not ChunkConsumers.objects.filter(chunk=chunk).exists()
     run.refresh_from_db()
     assert (run.status, run.consumers_scored, run.chunks_done) == ("finished", 60, len(chunks))
 
@@ -177,6 +175,7 @@ def test_on_citus_an_incremental_run_plans_only_the_consumers_with_new_transacti
     assert sorted(i for chunk in chunks for i in listed(chunk)) == sorted(movers)
     owner = shard_of(movers)
     assert all({owner[i] for i in listed(chunk)} == {chunk.shard} for chunk in chunks)
+    assert ChunkConsumers.objects.count() == len(chunks)  # the full run's lists went with their chunks
     for chunk in chunks:
         services.score_chunk_process(chunk_id=chunk.pk, task_id=f"i-{chunk.pk}")
     run.refresh_from_db()
@@ -192,3 +191,17 @@ def test_portal_citus_without_citus_refuses_to_plan_and_starts_nothing(world, sc
         services.score_run_start(kind="full")
     assert not ScoreChunk.objects.exists()
     assert not ScoreRun.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_shard_chunk_without_its_list_fails_rather_than_scoring_its_whole_range(
+    world, scorecard, fake_citus
+):
+    run = services.score_run_start(kind="full")
+    chunk = ScoreChunk.objects.filter(run=run).order_by("id").first()
+    assert chunk is not None
+    ChunkConsumers.objects.filter(chunk=chunk).delete()
+    with pytest.raises(services.ScoringError, match="lost its list"):
+        services.score_chunk_process(chunk_id=chunk.pk, task_id="t-lost")
+    assert not CreditScore.objects.filter(run=run).exists()
