@@ -9,7 +9,7 @@ wholly done or not at all, and re-running it adds nothing (unique per run and co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -261,11 +261,13 @@ LIFECYCLE = {"validate": model_validate, "approve": model_approve, "activate": m
 
 # --- Runs -------------------------------------------------------------------------------------------------
 class PlannedChunk(NamedTuple):
+    """A chunk of one Citus shard, as planned: its first and last consumer id, and all of them."""
+
     first: int
     last: int
     consumers: int
-    shard: int | None = None
-    ids: list[int] | None = None
+    shard: int
+    ids: list[int]
 
 
 def _ids_sql(incremental: bool) -> str:
@@ -300,31 +302,53 @@ SELECT width_bucket({hash_function}(id), %(bounds)s::int[]), id / %(window)s, ar
 FROM ({_ids_sql(incremental)}) ids GROUP BY 1, 2 ORDER BY 1, 2"""  # noqa: S608
 
 
-def _plan(cursor: Any, incremental: bool, params: dict[str, Any]) -> list[PlannedChunk]:
-    """The run's chunks. On plain PostgreSQL and SQLite, ranges of consecutive consumer ids. On Citus, chunks
-    of one shard each, naming their consumers (deploy/SCALING.md §3.4): the shards are read from
-    pg_dist_shard, each consumer goes to the shard its id hashes into, and each shard's consumers are cut
-    into chunks of at most `size` in id order."""
-    if not settings.PORTAL_CITUS:
-        cursor.execute(_plan_sql(incremental), params)
-        return [PlannedChunk(first, last, count) for first, last, count in cursor.fetchall()]
-    try:
-        if connection.vendor != "postgresql":
-            raise ValueError(f"PORTAL_CITUS is set but this database is {connection.vendor}")
-        shards = citus.consumer_shards(cursor)
-    except ValueError as exc:
-        raise ScoringError(str(exc)) from None
-    cursor.execute(
-        _shard_plan_sql(incremental, citus.HASH_FUNCTION),
-        {**params, "bounds": [s.min_hash for s in shards], "window": params["size"] * len(shards)},
-    )
-    per_shard: dict[int, list[int]] = {}
-    for number, _window, ids in cursor.fetchall():
-        per_shard.setdefault(shards[number - 1].shard_id, []).extend(ids)
-    return [
-        PlannedChunk(ids[0], ids[-1], len(ids), shard, ids)
-        for shard, ids in citus.shard_chunks(per_shard.items(), params["size"])
-    ]
+# Rows of the planning statement fetched at a time, and chunks written at a time: a few million ids in
+# memory at most, whatever the run's size.
+PLAN_ROWS = 100
+CHUNK_BATCH = 200
+
+
+def _shard_chunk_batches(
+    shards: list[citus.ShardRange], incremental: bool, params: dict[str, Any]
+) -> Iterator[list[PlannedChunk]]:
+    """The run's chunks on Citus, in batches (deploy/SCALING.md §3.4): each consumer goes to the shard its
+    id hashes into, and each shard's consumers are cut, in id order, into chunks of at most `size`.
+
+    The planning statement returns one row per shard and id window, ordered by both, through a server-side
+    cursor; a shard's ids carry over from one window to the next until they fill a chunk, so chunks are
+    full but for each shard's last."""
+    size = params["size"]
+    batch: list[PlannedChunk] = []
+    shard: int | None = None
+    pending: list[int] = []
+
+    def cut(ids: list[int]) -> list[PlannedChunk]:
+        if shard is None:
+            return []
+        return [
+            PlannedChunk(p[0], p[-1], len(p), shard, p) for _s, p in citus.shard_chunks([(shard, ids)], size)
+        ]
+
+    with connection.chunked_cursor() as rows:
+        rows.execute(
+            _shard_plan_sql(incremental, citus.HASH_FUNCTION),
+            {**params, "bounds": [s.min_hash for s in shards], "window": size * len(shards)},
+        )
+        while fetched := rows.fetchmany(PLAN_ROWS):
+            for number, _window, ids in fetched:
+                if shards[number - 1].shard_id != shard:
+                    batch += cut(pending)
+                    shard, pending = shards[number - 1].shard_id, []
+                pending += sorted(ids)  # windows arrive in id order, so pending stays sorted
+                full = len(pending) - len(pending) % size
+                batch += cut(pending[:full])
+                pending = pending[full:]
+            if len(batch) >= CHUNK_BATCH:
+                yield batch
+                batch = []
+    batch += cut(pending)
+    if batch:
+        yield batch
 
 
 def _sequential_multi_shard() -> None:
@@ -395,13 +419,8 @@ def score_run_start(
             watermark_from = min(finished["top"] or 0, watermark_to)
             if watermark_from == watermark_to:
                 raise NothingToScore("no transactions have arrived since the last finished run")
-        with connection.cursor() as cursor:
-            plan = _plan(
-                cursor,
-                kind == ScoreRun.Kind.INCREMENTAL,
-                {"size": chunk_size(), "watermark_from": watermark_from, "watermark_to": watermark_to},
-            )
-
+        incremental = kind == ScoreRun.Kind.INCREMENTAL
+        params = {"size": chunk_size(), "watermark_from": watermark_from, "watermark_to": watermark_to}
         run = ScoreRun(
             kind=kind,
             scorecard=scorecard,
@@ -411,34 +430,29 @@ def score_run_start(
             as_of=now,
             watermark_from=watermark_from,
             watermark_to=watermark_to,
-            consumers_planned=sum(chunk.consumers for chunk in plan),
-            chunks_total=len(plan),
         )
-        try:
-            with transaction.atomic():
-                run.save(force_insert=True)
-        except IntegrityError:
-            raise RunAlreadyRunning(f"a {kind} run is already running") from None
         # A pending chunk's lease says by when its queued task should have claimed it.
         lease = now + timedelta(seconds=lease_seconds())
-        chunks = ScoreChunk.objects.bulk_create(
-            ScoreChunk(
-                run=run,
-                first_consumer_id=chunk.first,
-                last_consumer_id=chunk.last,
-                consumers_planned=chunk.consumers,
-                shard=chunk.shard,
-                lease_expires_at=lease,
+        if settings.PORTAL_CITUS:
+            chunk_ids = _plan_by_shard(run, incremental, params, lease)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(_plan_sql(incremental), params)
+                plan = cursor.fetchall()
+            run.consumers_planned = sum(count for _first, _last, count in plan)
+            run.chunks_total = len(plan)
+            _save_new_run(run)
+            chunks = ScoreChunk.objects.bulk_create(
+                ScoreChunk(
+                    run=run,
+                    first_consumer_id=first,
+                    last_consumer_id=last,
+                    consumers_planned=count,
+                    lease_expires_at=lease,
+                )
+                for first, last, count in plan
             )
-            for chunk in plan
-        )
-        if settings.PORTAL_CITUS and plan:
-            _sequential_multi_shard()
-        ChunkConsumers.objects.bulk_create(
-            ChunkConsumers(chunk=chunk, ids=planned.ids)
-            for chunk, planned in zip(chunks, plan, strict=True)
-            if planned.ids is not None
-        )
+            chunk_ids = [chunk.pk for chunk in chunks]
         recorder.record(
             actor=requested_by,
             action="scoring.run.started",
@@ -447,11 +461,58 @@ def score_run_start(
             requested_id=str(run.pk),
             row_count=run.consumers_planned,
         )
-        if not chunks:  # no consumers at all: the run is complete as planned
+        if not chunk_ids:  # no consumers at all: the run is complete as planned
             _finish(run, now)
-        for chunk in chunks:
-            _enqueue(chunk.pk)
+        for chunk_id in chunk_ids:
+            _enqueue(chunk_id)
     return run
+
+
+def _save_new_run(run: ScoreRun) -> None:
+    """Insert the run; the partial unique constraint refuses a second running run of its kind."""
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+    except IntegrityError:
+        raise RunAlreadyRunning(f"a {run.kind} run is already running") from None
+
+
+def _plan_by_shard(run: ScoreRun, incremental: bool, params: dict[str, Any], lease: datetime) -> list[int]:
+    """Citus: save the run, then its chunks of one shard each with their lists of consumers, batch by batch
+    as the planning statement streams them (a full refresh names every consumer once: never all in memory).
+    Returns the chunks' ids."""
+    if connection.vendor != "postgresql":
+        raise ScoringError(f"PORTAL_CITUS is set but this database is {connection.vendor}")
+    with connection.cursor() as cursor:
+        try:
+            shards = citus.consumer_shards(cursor)
+        except ValueError as exc:
+            raise ScoringError(str(exc)) from None
+    _save_new_run(run)
+    _sequential_multi_shard()
+    chunk_ids: list[int] = []
+    for batch in _shard_chunk_batches(shards, incremental, params):
+        chunks = ScoreChunk.objects.bulk_create(
+            ScoreChunk(
+                run=run,
+                first_consumer_id=planned.first,
+                last_consumer_id=planned.last,
+                consumers_planned=planned.consumers,
+                shard=planned.shard,
+                lease_expires_at=lease,
+            )
+            for planned in batch
+        )
+        ChunkConsumers.objects.bulk_create(
+            ChunkConsumers(chunk=chunk, ids=planned.ids) for chunk, planned in zip(chunks, batch, strict=True)
+        )
+        chunk_ids += [chunk.pk for chunk in chunks]
+        run.consumers_planned += sum(planned.consumers for planned in batch)
+    run.chunks_total = len(chunk_ids)
+    ScoreRun.objects.filter(pk=run.pk).update(
+        consumers_planned=run.consumers_planned, chunks_total=run.chunks_total
+    )
+    return chunk_ids
 
 
 def _enqueue(chunk_id: int) -> None:

@@ -103,9 +103,13 @@ def shard_of(ids: list[int]) -> dict[int, int]:
 @pytest.mark.django_db
 @pytest.mark.usefixtures("eager")
 def test_on_citus_every_chunk_holds_the_consumers_of_one_shard_and_scores_as_the_plain_planner(
-    world, scorecard, compliance, settings, fake_citus, django_capture_on_commit_callbacks
+    world, scorecard, compliance, settings, monkeypatch, fake_citus, django_capture_on_commit_callbacks
 ):
     settings.SCORING_CHUNK_SIZE = 10
+    # The planning statement read one row at a time and chunks written two at a time: a shard's ids carry
+    # over from one id window to the next, and the run's chunks arrive in several batches.
+    monkeypatch.setattr(services, "PLAN_ROWS", 1)
+    monkeypatch.setattr(services, "CHUNK_BATCH", 2)
     settings.PORTAL_CITUS = False
     plain = start(django_capture_on_commit_callbacks, kind="full", requested_by=compliance)
     settings.PORTAL_CITUS = True
