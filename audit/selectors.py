@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -68,6 +70,31 @@ def event_list(
     if until is not None:
         events = events.filter(occurred_at__lt=until)
     return events.order_by("-occurred_at", "-id")
+
+
+# What the event list shows of each event: every recorded field but the internal user id, and its hash.
+EVENT_LIST_FIELDS = (*(name for name in chain.EVENT_FIELDS if name != "actor_id"), "hash")
+
+
+def with_subject_ids(events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    """`events` with `subject_ids`: a JSON array (text) of each event's subjects' public ids, sorted (the
+    order of the (event, public id) index, and of the chain's canonical bytes), read with the event in the
+    same statement, on (event, occurred_at): on PostgreSQL each event's own month's partition of the
+    subjects. Raw SQL: the ordered aggregate into one value is each vendor's own (json_agg,
+    json_group_array). Table names only, no input: nothing to bind."""
+    table = AuditEvent._meta.db_table
+    where = f"s.event_id = {table}.id AND s.occurred_at = {table}.occurred_at"  # the outer row: no parameter
+    if connection.vendor == "postgresql":
+        sql = (
+            "SELECT COALESCE(json_agg(s.public_id ORDER BY s.public_id)::text, '[]') "  # noqa: S608
+            f"FROM {AuditSubject._meta.db_table} s WHERE {where}"
+        )
+    else:
+        sql = (
+            "SELECT json_group_array(public_id) FROM "  # noqa: S608
+            f"(SELECT s.public_id FROM {AuditSubject._meta.db_table} s WHERE {where} ORDER BY s.public_id)"
+        )
+    return events.annotate(subject_ids=RawSQL(sql, (), output_field=TextField()))  # noqa: S611 - no input
 
 
 def consumer_access_log(*, public_id: str, organisation: str | None = None) -> QuerySet[AuditEvent]:

@@ -2,7 +2,7 @@
 `COPY (the same query) TO STDOUT WITH CSV`, in the same run, alternating rounds, medians.
 
 Measured in-process against PostgreSQL (DATABASE_URL's server), on the request benchmarks' world
-(bench/access.py's scratch database, `--consumers` synthetic consumers: 20,000 make about 950,000
+(bench/access.py's scratch database, `--consumers` synthetic consumers: 21,100 make about 1,000,000
 transactions; loaded once, reused). The export is built as a worker builds it (export_build: the policy's
 query, masking, formula escaping, SHA-256, the subject list) for a regulator holding export_records on a
 segment of 1,000 consumers and on one of every consumer; the baseline is the same SELECT (the policy's,
@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--consumers", type=int, default=20_000)
+    parser.add_argument("--consumers", type=int, default=21_100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime, tzinfo
+from typing import Any
 
+import orjson
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -24,7 +28,7 @@ from portal.access.selectors import shown_grant_purposes
 from portal.accounts.models import Role
 from portal.api import params
 from portal.api.pagination import Keyset
-from portal.api.renderers import PortalJSONRenderer, TlogProofRenderer
+from portal.api.renderers import FastJSONRenderer, PortalJSONRenderer, TlogProofRenderer
 from portal.api.schema import paginated
 from portal.api.views.base import NOT_FOUND, PortalView
 from portal.api.views.records import CURSOR_PARAMS, GRANT_HEADER_PARAM
@@ -43,6 +47,30 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     def get_subjects(self, event: AuditEvent) -> list[str]:
         return [s.public_id for s in event.subjects.all()]
+
+
+def _local_time(value: datetime | None, zone: tzinfo) -> str | None:
+    """DRF's DateTimeField output: ISO 8601 in the current zone, `Z` for UTC."""
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def event_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """AuditEventSerializer's output for rows of selectors.EVENT_LIST_FIELDS and `subject_ids`, byte for byte
+    (same fields in the same order; times in the current zone), without a model instance, a field tree and a
+    prefetch cache per event: on a page of 50 that was most of the request's time."""
+    zone = timezone.get_current_timezone()
+    shaped = []
+    for row in rows:
+        event = dict(row)
+        event["occurred_at"] = _local_time(row["occurred_at"], zone)
+        event["sealed_at"] = _local_time(row["sealed_at"], zone)
+        del event["subject_ids"]
+        event["subjects"] = orjson.loads(row["subject_ids"])
+        shaped.append(event)
+    return shaped
 
 
 class AccessLogSerializer(serializers.ModelSerializer):
@@ -87,6 +115,7 @@ ACCESS_LOG_PAGE = inline_serializer(
 
 
 class AuditEventListView(PortalView):
+    renderer_classes = [FastJSONRenderer]
     gate = "audit"
     action = "audit.events.read"
 
@@ -120,10 +149,12 @@ class AuditEventListView(PortalView):
             outcome=params.choice(request, "outcome", AuditEvent.Outcome.values),
             since=since,
             until=until,
-        ).prefetch_related("subjects")
-        page = EVENT_PAGES.paginate(request, events)
+        )
+        page = EVENT_PAGES.paginate(
+            request, selectors.with_subject_ids(events).values(*selectors.EVENT_LIST_FIELDS, "subject_ids")
+        )
         self.note.row_count = len(page.results)
-        return Response(page.as_dict(AuditEventSerializer(page.results, many=True).data))
+        return Response(page.as_dict(event_rows(page.results)))
 
 
 class AuditVerifyView(PortalView):
