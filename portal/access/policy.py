@@ -149,10 +149,11 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
         only = " AND g.id = %s"
         params.append(grant_id)
     by_group = f"JOIN {organisation} o ON o.id = v.grantee_organisation_id AND o.group_id = r.group_id"
+    # Each branch gives permission ids; their codenames are joined once, outside the union: four joins
+    # fewer for the planner, which costs more than the statement's execution on every request.
     parts = " UNION ALL ".join(
-        f"SELECT v.id AS grant_id, p.codename FROM valid v "  # noqa: S608 - names from _meta
-        f"JOIN {model._meta.db_table} r ON r.content_object_id = v.{target} {holder_join} "
-        f"JOIN {permission} p ON p.id = r.permission_id"
+        f"SELECT v.id AS grant_id, r.permission_id FROM valid v "  # noqa: S608 - names from _meta
+        f"JOIN {model._meta.db_table} r ON r.content_object_id = v.{target} {holder_join}"
         for model, target, holder_join in (
             (SegmentGroupObjectPermission, "segment_id", by_group),
             (SegmentUserObjectPermission, "segment_id", "AND r.user_id = v.grantee_user_id"),
@@ -164,8 +165,9 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
         f"WITH valid AS (SELECT g.* FROM {grant} g WHERE g.status = %s AND g.valid_from <= %s "  # noqa: S608
         f"AND g.valid_until > %s AND ({holder}) AND EXISTS (SELECT 1 FROM {membership} m "
         f"WHERE m.user_id = %s AND m.status = %s AND m.role = %s AND {same_organisation}){only}) "
-        f"SELECT valid.*, a.codename AS assigned_codename FROM valid "
-        f"LEFT JOIN ({parts}) a ON a.grant_id = valid.id ORDER BY valid.id"
+        f"SELECT valid.*, p.codename AS assigned_codename FROM valid "
+        f"LEFT JOIN ({parts}) a ON a.grant_id = valid.id LEFT JOIN {permission} p ON p.id = a.permission_id "
+        f"ORDER BY valid.id"
     )
     return sql, params
 
