@@ -3,6 +3,7 @@ server-rendered SVG charts."""
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -261,10 +262,23 @@ def session_timer(context: dict) -> dict:
 
 
 def _labels(model: Any, field: str) -> dict[str, str]:
-    """A choice field's labels in the active language, escaped, looked up once per list: a model's
-    `get_FOO_display` rebuilds (and hashes, translating every label of) the whole choice list per call."""
+    """A choice field's labels in the active language, escaped: a model's `get_FOO_display` rebuilds (and
+    hashes, translating every label of) the whole choice list on every call."""
+    return _labels_in(model, field, get_language())
+
+
+@functools.lru_cache(maxsize=256)
+def _labels_in(model: Any, field: str, language: str | None) -> dict[str, str]:
+    # Choice labels are fixed in the code and the catalogues: one map per field and language serves all.
     choices = model._meta.get_field(field).flatchoices
     return {str(value): conditional_escape(str(label)) for value, label in choices}
+
+
+@register.filter
+def choice_label(obj: Any, field: str) -> str:
+    """`obj.get_<field>_display()`, from the cached labels of the active language."""
+    value = getattr(obj, field)
+    return _labels(type(obj), field).get(str(value), conditional_escape(value))
 
 
 def _day(value: Any) -> str:
