@@ -13,14 +13,24 @@ Querysets filter by the few segment ids in scope; a segment grant is one row, ne
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Permission as AuthPermission
 from django.db import connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Value
+from django.db.models import (
+    BooleanField,
+    Exists,
+    Expression,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.utils import timezone
 
 from portal.access.models import (
@@ -173,18 +183,47 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
 
 
 # --- Querysets --------------------------------------------------------------------------------------------
+class _InSegments(Expression):
+    """`EXISTS (a membership of the row's consumer in one of these segments)`: the condition every list in
+    scope carries. Written as one SQL fragment because it is built and compiled on every request, and the
+    ORM's Exists over a membership queryset (a queryset, its filters, a subquery compilation) costs more
+    than the database's planning of it. The consumer column stays an expression, so that the condition
+    follows its query when that becomes a subquery of another (aliases relabelled)."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, consumer: Any, segment_ids: Iterable[int]) -> None:
+        super().__init__()
+        self.consumer = consumer
+        self.segment_ids = tuple(segment_ids)
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.consumer]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        (self.consumer,) = exprs
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.consumer)
+        marks = ", ".join(["%s"] * len(self.segment_ids))
+        table = connection.ops.quote_name(SegmentMembership._meta.db_table)
+        sql = (
+            f"EXISTS (SELECT 1 FROM {table} segment_member "  # noqa: S608 - names from _meta, ids as params
+            f"WHERE segment_member.consumer_id = {column} AND segment_member.segment_id IN ({marks}))"
+        )
+        return sql, [*params, *self.segment_ids]
+
+
 def _consumer_condition(scope: Scope, permission: str, consumer_field: str) -> Q | None:
     segment_ids = scope.segment_ids(permission)
     consumer_ids = scope.consumer_ids(permission)
     if not segment_ids and not consumer_ids:
         return None
-    condition = Q(**{f"{consumer_field}__in": consumer_ids}) if consumer_ids else Q(pk__in=[])
-    if segment_ids:
-        members = SegmentMembership.objects.filter(
-            consumer_id=OuterRef(consumer_field), segment_id__in=segment_ids
-        )
-        condition |= Q(Exists(members))
-    return condition
+    if not segment_ids:
+        return Q(**{f"{consumer_field}__in": consumer_ids})
+    members = Q(_InSegments(F(consumer_field), segment_ids))
+    return Q(**{f"{consumer_field}__in": consumer_ids}) | members if consumer_ids else members
 
 
 def visible_segments(scope: Scope, permission: str | None = None) -> QuerySet[Segment]:
