@@ -348,3 +348,28 @@ def access_log_rows(events: list[Any], public_id: str) -> SafeString:
             f'\n      \n<td data-label="{receipt}">{cell}</td>\n</tr>\n    '
         )
     return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped
+
+
+_UNFILTERED_FIELDS: dict[tuple[type, str | None], SafeString] = {}
+
+
+@register.simple_tag(takes_context=True)
+def filter_fields(context: Any, form: Any) -> SafeString:
+    """A list's filter form fields, each as web/_field.html writes it. A form given none of its fields (every
+    first visit of a page) writes the same fields for everyone in a language: that is rendered once per
+    form class and language, since Django's widget templates (a select writes one template per option) cost
+    more than the rest of the consumer page's form."""
+    template = context.template.engine.get_template("web/_field.html")
+    unfiltered = not any(name in form.data for name in form.fields) and not form.errors
+    key = (type(form), get_language())
+    if unfiltered and key in _UNFILTERED_FIELDS:
+        return _UNFILTERED_FIELDS[key]
+    with context.push():
+        html = []
+        for field in form:
+            context["field"] = field
+            html.append(template.render(context))
+    shown = mark_safe("".join(html))  # noqa: S308 - rendered by the autoescaping template
+    if unfiltered:
+        _UNFILTERED_FIELDS[key] = shown
+    return shown
