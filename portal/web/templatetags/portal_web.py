@@ -3,15 +3,19 @@ server-rendered SVG charts."""
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from portal.access.models import Permission
+from portal.records.models import Account, Merchant, Transaction
 from portal.records.synthetic import CITY_NAMES_EN, PROVINCE_NAMES_EN
 from portal.web import charts
 
@@ -255,3 +259,117 @@ def session_timer(context: dict) -> dict:
         "csrf_token": context.get("csrf_token"),
         "path": request.get_full_path() if request is not None else "/",
     }
+
+
+def _labels(model: Any, field: str) -> dict[str, str]:
+    """A choice field's labels in the active language, escaped: a model's `get_FOO_display` rebuilds (and
+    hashes, translating every label of) the whole choice list on every call."""
+    return _labels_in(model, field, get_language())
+
+
+@functools.lru_cache(maxsize=256)
+def _labels_in(model: Any, field: str, language: str | None) -> dict[str, str]:
+    # Choice labels are fixed in the code and the catalogues: one map per field and language serves all.
+    choices = model._meta.get_field(field).flatchoices
+    return {str(value): conditional_escape(str(label)) for value, label in choices}
+
+
+@register.filter
+def choice_label(obj: Any, field: str) -> str:
+    """`obj.get_<field>_display()`, from the cached labels of the active language."""
+    value = getattr(obj, field)
+    return _labels(type(obj), field).get(str(value), conditional_escape(value))
+
+
+def _day(value: Any) -> str:
+    return "" if not value else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+@register.simple_tag
+def transaction_rows(transactions: list[Transaction]) -> SafeString:
+    """The rows of a consumer's transaction table, as the template loop would write them (same markup,
+    escaping and formats: `date:"Y-m-d H:i"` in the current time zone, `cny`, choice labels in the active
+    language). In Python because the consumer page renders a page of them per request, and the template
+    engine's per-row variable lookups, filters and choice-label translations cost more than the rest of the
+    page together."""
+    kinds, channels = _labels(Transaction, "kind"), _labels(Transaction, "channel")
+    products, categories = _labels(Account, "product"), _labels(Merchant, "category")
+    zone = timezone.get_current_timezone()
+    rows = []
+    for txn in transactions:
+        at = txn.occurred_at.astimezone(zone)
+        merchant = txn.merchant
+        shown_merchant = (
+            f'{conditional_escape(merchant.name)} <span class="legend-note">'
+            f"{categories.get(merchant.category, conditional_escape(merchant.category))}</span>"
+            if merchant
+            else ""
+        )
+        rows.append(
+            f"\n      <tr><td>{_day(at)} {at.hour:02d}:{at.minute:02d}</td>"
+            f"<td>{kinds.get(txn.kind, conditional_escape(txn.kind))}</td>"
+            f"<td>{products.get(txn.account.product, conditional_escape(txn.account.product))}</td>"
+            f'\n      <td class="num">{conditional_escape(cny(txn.amount))}</td><td>{shown_merchant}</td>'
+            f"\n      <td>{channels.get(txn.channel, conditional_escape(txn.channel))}</td>"
+            f'<td>{_day(txn.due_date)}</td><td class="num">'
+            f"{'' if txn.days_late is None else txn.days_late}</td></tr>\n    "
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped
+
+
+@register.simple_tag
+def access_log_rows(events: list[Any], public_id: str) -> SafeString:
+    """The rows of a consumer's access log, as the template loop with its receipt cell
+    (web/_receipt_cell.html) would write them, for the reason given at `transaction_rows`: the consumer page
+    shows a page of them on every request."""
+    from django.urls import reverse
+
+    proofs = conditional_escape(reverse("api:consumer-access-log", args=[public_id]))
+    receipt = conditional_escape(_("Receipt"))
+    leaf = str(_("leaf %(index)s"))
+    rows = []
+    for event in events:
+        at = timezone.localtime(event.occurred_at)
+        if event.chain_position:
+            index = int(event.chain_position) - 1
+            cell = (
+                f'<a href="{proofs}?format=tlog-proof&amp;index={index}" download data-leaf="{index}">'
+                f"{leaf % {'index': index}}</a>"
+            )
+        else:
+            cell = "—"
+        grant = f"#{conditional_escape(event.shown_grant_id)}" if event.shown_grant_id else ""
+        rows.append(
+            f"\n      <tr><td>{_day(at)} {at.hour:02d}:{at.minute:02d}:{at.second:02d}</td>"
+            f"<td><code>{conditional_escape(event.actor_username)}</code></td>"
+            f'<td class="content">{conditional_escape(event.actor_organisation)}</td>'
+            f"\n      <td><code>{conditional_escape(event.action)}</code></td><td>{grant}</td>"
+            f'<td class="content">{conditional_escape(event.shown_purpose)}</td>'
+            f'\n      \n<td data-label="{receipt}">{cell}</td>\n</tr>\n    '
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped
+
+
+_UNFILTERED_FIELDS: dict[tuple[type, str | None], SafeString] = {}
+
+
+@register.simple_tag(takes_context=True)
+def filter_fields(context: Any, form: Any) -> SafeString:
+    """A list's filter form fields, each as web/_field.html writes it. A form given none of its fields (every
+    first visit of a page) writes the same fields for everyone in a language: that is rendered once per
+    form class and language, since Django's widget templates (a select writes one template per option) cost
+    more than the rest of the consumer page's form."""
+    template = context.template.engine.get_template("web/_field.html")
+    unfiltered = not any(name in form.data for name in form.fields) and not form.errors
+    key = (type(form), get_language())
+    if unfiltered and key in _UNFILTERED_FIELDS:
+        return _UNFILTERED_FIELDS[key]
+    with context.push():
+        html = []
+        for field in form:
+            context["field"] = field
+            html.append(template.render(context))
+    shown = mark_safe("".join(html))  # noqa: S308 - rendered by the autoescaping template
+    if unfiltered:
+        _UNFILTERED_FIELDS[key] = shown
+    return shown
