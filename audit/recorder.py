@@ -6,6 +6,7 @@ event commit together or not at all, from a request, a shell or a task alike.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -194,26 +195,68 @@ def record(
     )
     unique_subjects = list(dict.fromkeys(s for s in subjects if s))
     per_subject = subject_grants or {}
+    rows = [(_text(public_id, 32), per_subject.get(public_id, grant_id)) for public_id in unique_subjects]
     try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-            if unique_subjects:
+        connection = transaction.get_connection()
+        if connection.vendor == "postgresql":
+            _insert_in_one_statement(event, rows)
+        else:
+            with transaction.atomic():
+                event.save(force_insert=True)
                 AuditSubject.objects.bulk_create(
                     [
                         # The event's time: the subject lands in the same month's partition as its event.
-                        AuditSubject(
-                            event=event,
-                            occurred_at=event.occurred_at,
-                            public_id=_text(public_id, 32),
-                            grant_id=per_subject.get(public_id, grant_id),
-                        )
-                        for public_id in unique_subjects
+                        AuditSubject(event=event, occurred_at=event.occurred_at, public_id=p, grant_id=g)
+                        for p, g in rows
                     ]
                 )
     except Exception as exc:
         logger.exception("audit event %s could not be written", action)
         raise AuditWriteError(str(exc)) from exc
     return event
+
+
+_EVENT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if f is not AuditEvent._meta.pk]
+
+
+def _insert_sql() -> tuple[str, str]:
+    """The event alone, and the event with its subjects (one data-modifying WITH): PostgreSQL statements."""
+    events, subjects = AuditEvent._meta.db_table, AuditSubject._meta.db_table
+    columns = ", ".join(f'"{f.column}"' for f in _EVENT_FIELDS)
+    values = ", ".join(["%s"] * len(_EVENT_FIELDS))
+    alone = f'INSERT INTO "{events}" ({columns}) VALUES ({values}) RETURNING "id"'  # noqa: S608 - names from _meta
+    with_subjects = (
+        f'WITH e AS ({alone}, "occurred_at") '  # noqa: S608 - names from _meta
+        f'INSERT INTO "{subjects}" ("event_id", "occurred_at", "public_id", "grant_id") '
+        "SELECT e.id, e.occurred_at, s.public_id, s.grant_id FROM e, "
+        "unnest(%s::varchar[], %s::bigint[]) WITH ORDINALITY AS s(public_id, grant_id, n) ORDER BY s.n "
+        'RETURNING "event_id"'
+    )
+    return alone, with_subjects
+
+
+_INSERT_EVENT, _INSERT_EVENT_WITH_SUBJECTS = _insert_sql()
+
+
+def _insert_in_one_statement(event: AuditEvent, rows: list[tuple[str, int | None]]) -> None:
+    """Insert `event` and its subjects (public id, grant id; in the event's time, so that each lands in the
+    same month's partition as its event) with one statement: outside a transaction it commits on its own,
+    all or nothing, in one round trip to the database instead of four (begin, two inserts, commit), which
+    on a page of data was a good part of the request's time. Inside one (a decision's), under a savepoint,
+    as Model.save would: a refused write then leaves the caller's transaction usable, to roll back."""
+    connection = transaction.get_connection()
+    values = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _EVENT_FIELDS]
+    if rows:
+        sql = _INSERT_EVENT_WITH_SUBJECTS
+        values += [[public_id for public_id, _grant in rows], [grant for _public_id, grant in rows]]
+    else:
+        sql = _INSERT_EVENT
+    in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+    savepoint = transaction.atomic() if in_transaction else contextlib.nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        (event.pk,) = cursor.fetchone()
+    event._state.adding, event._state.db = False, connection.alias
 
 
 # --- Decisions: state changes recorded by the service that makes them -------------------------------------

@@ -10,6 +10,8 @@ no network. Against PostgreSQL (DATABASE_URL's server), in a scratch database `p
    audit), permissions (token, role gate, access policy; audit middleware left out), full (everything, with
    the durable audit write). The benchmark asserts that the four bodies are byte-identical. Rounds alternate
    the order; medians of requests/s are reported, and full ÷ limit (SPEC §9: >= 0.35).
+   Then the other record hot paths the same way, limit against full: the consumer list, the consumer detail
+   and the cross-scope transaction list (first pages), each limit asserted byte-identical to the product.
 2. First-page latency of the consumer and transaction lists for a regulator whose grant covers 1,000
    consumers, and one whose grant covers every consumer.
 3. Latency of the cross-scope transaction list at row 1,000,000 (a cursor positioned there) vs page 1.
@@ -151,6 +153,7 @@ def main() -> None:
         f"{(1 - full / perms) * 100:.0f}% of the permission-checked rate (target <= 20%)"
     )
     print(f"  full ÷ limit {full / limit:.2f} (target >= 0.35, moonshot 0.5)")
+    record_paths(regulator, public_id, raw, args.rounds, args.requests)
 
     def latency(client: Client, url: str, repeat: int = 30) -> float:
         client.get(url)
@@ -191,6 +194,55 @@ def main() -> None:
 
     guardian_comparison(regulators, args.rounds)
     web_page(regulator, public_id, path, args.rounds)
+
+
+def record_paths(regulator, public_id: str, raw, rounds: int, requests: int) -> None:
+    """The record hot paths, each as limit (bench/limits.py) against full (token, policy, audit): the
+    consumer-transactions list again (for one table of all), the consumer list, the consumer detail and the
+    transaction list, first pages, bodies asserted byte-identical."""
+    import limits
+
+    from portal.access import policy
+
+    scope = policy.scope_for(regulator)
+    segment_ids = scope.segment_ids(policy.Permission.VIEW_RECORDS)
+    # The limits serve a caller with full records (and scores) on exactly these segments: so is `regulator`.
+    assert not scope.consumers and segment_ids == scope.segment_ids(policy.RECORDS), "scope not as assumed"
+    assert segment_ids == scope.segment_ids(policy.Permission.VIEW_SCORES), "scope not as assumed"
+    base = "http://testserver"
+    paths = {
+        "consumer-transactions list": (
+            f"/api/v1/consumers/{public_id}/transactions/",
+            lambda url: limits.consumer_transactions(raw, url, public_id),
+        ),
+        "consumer list": ("/api/v1/consumers/", lambda url: limits.consumers(raw, url, segment_ids)),
+        "consumer detail": (
+            f"/api/v1/consumers/{public_id}/",
+            lambda url: limits.consumer(raw, public_id, segment_ids),
+        ),
+        "transaction list": ("/api/v1/transactions/", lambda url: limits.transactions(raw, url, segment_ids)),
+    }
+    full = client_for(regulator, audit=True, bare=False)
+    print("record hot paths, limit (one SQL + orjson, a plain function) vs full (token, policy, audit):")
+    for label, (path, function) in paths.items():
+        url = base + path
+        served = full.get(path)
+        assert served.status_code == 200 and served.content == function(url), f"{label}: bodies differ"
+        rates: dict[str, list[float]] = {"limit": [], "full": []}
+        for round_ in range(rounds):
+            for name in ("limit", "full") if round_ % 2 == 0 else ("full", "limit"):
+                started = time.perf_counter()
+                for _ in range(requests):
+                    if name == "limit":
+                        function(url)
+                    else:
+                        full.get(path)
+                rates[name].append(requests / (time.perf_counter() - started))
+        lim, ful = median(rates["limit"]), median(rates["full"])
+        print(
+            f"  {label:27} limit {lim:6.0f} req/s, full {ful:5.0f} req/s, full ÷ limit {ful / lim:.2f} "
+            f"(target >= 0.35, moonshot 0.5); {len(served.content):,} bytes"
+        )
 
 
 def guardian_comparison(regulators: dict, rounds: int) -> None:
