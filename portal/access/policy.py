@@ -57,6 +57,11 @@ from portal.records.models import (
 )
 
 RECORDS = Permission.VIEW_MASKED_RECORDS  # the least that shows rows at all
+# Below this many members in all, a list in scope hashes the granted segments' memberships (one index range,
+# a hash of at most this many ids) and tests each consumer against the hash; at or above it, each consumer
+# the list walks probes the membership index (the list finds its first page after fewer consumers). Either
+# way the rows are the same: the count only chooses the plan's shape, so it is counted no further than this.
+SMALL_GRANT_MEMBERS = 2000
 PUBLIC_ID_PATTERN = re.compile(rf"C[{PUBLIC_ID_ALPHABET}]{{{PUBLIC_ID_LENGTH - 1}}}")
 
 
@@ -76,6 +81,8 @@ class Scope:
     consumers: dict[int, dict[str, int]] = field(
         default_factory=dict
     )  # consumer id -> {permission: grant id}
+    # segment id -> its member count, counted up to SMALL_GRANT_MEMBERS (the scope statement reads it)
+    segment_members: dict[int, int] = field(default_factory=dict)
 
     def segment_ids(self, permission: str) -> list[int]:
         return sorted(sid for sid, perms in self.segments.items() if permission in perms)
@@ -92,6 +99,12 @@ class Scope:
 
     def is_empty(self) -> bool:
         return not self.segments and not self.consumers
+
+    def is_small(self, permission: str) -> bool:
+        """Whether the segments that carry `permission` have fewer than SMALL_GRANT_MEMBERS members in
+        all: a list's query then hashes their memberships instead of probing them row by row."""
+        counts = [self.segment_members.get(sid, SMALL_GRANT_MEMBERS) for sid in self.segment_ids(permission)]
+        return sum(counts) < SMALL_GRANT_MEMBERS
 
 
 def _add(
@@ -126,6 +139,8 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
         if held and object_id is not None:
             target = scope.segments if grant.segment_id is not None else scope.consumers
             _add(target, object_id, held, grant.pk)
+        if grant.segment_id is not None:
+            scope.segment_members[grant.segment_id] = getattr(grant, "segment_members", 0)
     return scope
 
 
@@ -136,7 +151,9 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
 
     Guardian's rows carry no validity and grants carry no assignment: a permission counts only where both
     agree, so a grant whose rows were removed gives nothing, and a row without a valid grant gives nothing.
-    The membership is a condition of the same statement, so it can never be read stale. In SQL because it
+    The membership is a condition of the same statement, so it can never be read stale. Each grant also
+    carries its segment's member count up to SMALL_GRANT_MEMBERS (`segment_members`, one short index range),
+    for the lists' plan shape (Scope.is_small). In SQL because it
     runs on every request, and the ORM's compilation of the equivalent correlated subqueries costs more than
     the query itself.
     """
@@ -144,6 +161,7 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
     organisation = Organisation._meta.db_table
     permission = AuthPermission._meta.db_table
     membership = Membership._meta.db_table
+    segment_membership = SegmentMembership._meta.db_table
     when = connection.ops.adapt_datetimefield_value(at)
     params: list[Any] = [AccessGrant.Status.APPROVED, when, when, user.pk]
     holder = "g.grantee_user_id = %s"
@@ -174,7 +192,9 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
         )
     )
     sql = (
-        f"WITH valid AS (SELECT g.* FROM {grant} g WHERE g.status = %s AND g.valid_from <= %s "  # noqa: S608
+        f"WITH valid AS (SELECT g.*, (SELECT count(*) FROM (SELECT 1 FROM {segment_membership} sm "  # noqa: S608
+        f"WHERE sm.segment_id = g.segment_id LIMIT {SMALL_GRANT_MEMBERS:d}) counted) AS segment_members "
+        f"FROM {grant} g WHERE g.status = %s AND g.valid_from <= %s "
         f"AND g.valid_until > %s AND ({holder}) AND EXISTS (SELECT 1 FROM {membership} m "
         f"WHERE m.user_id = %s AND m.status = %s AND m.role = %s AND {same_organisation}){only}) "
         f"SELECT valid.*, p.codename AS assigned_codename FROM valid "
@@ -195,10 +215,11 @@ class _InSegments(Expression):
     output_field = BooleanField()
     conditional = True
 
-    def __init__(self, consumer: Any, segment_ids: Iterable[int]) -> None:
+    def __init__(self, consumer: Any, segment_ids: Iterable[int], *, hashed: bool = False) -> None:
         super().__init__()
         self.consumer = consumer
         self.segment_ids = tuple(segment_ids)
+        self.hashed = hashed
 
     def get_source_expressions(self) -> list[Any]:
         return [self.consumer]
@@ -210,6 +231,16 @@ class _InSegments(Expression):
         column, params = compiler.compile(self.consumer)
         marks = ", ".join(["%s"] * len(self.segment_ids))
         table = connection.ops.quote_name(SegmentMembership._meta.db_table)
+        if self.hashed and connection.vendor == "postgresql":
+            # `IS TRUE` keeps PostgreSQL from turning the IN into a join, which for a list in public-id order
+            # it would run as one membership probe per consumer walked; as a condition it is a hashed
+            # subplan: the granted memberships read once (a small grant: Scope.is_small), one hash lookup
+            # per consumer. consumer_id is NOT NULL, so IN is never unknown and IS TRUE changes no row.
+            sql = (
+                f"({column} IN (SELECT segment_member.consumer_id FROM {table} segment_member "  # noqa: S608
+                f"WHERE segment_member.segment_id IN ({marks}))) IS TRUE"
+            )
+            return sql, [*params, *self.segment_ids]
         sql = (
             f"EXISTS (SELECT 1 FROM {table} segment_member "  # noqa: S608 - names from _meta, ids as params
             f"WHERE segment_member.consumer_id = {column} AND segment_member.segment_id IN ({marks}))"
@@ -217,14 +248,16 @@ class _InSegments(Expression):
         return sql, [*params, *self.segment_ids]
 
 
-def _consumer_condition(scope: Scope, permission: str, consumer_field: str) -> Q | None:
+def _consumer_condition(
+    scope: Scope, permission: str, consumer_field: str, *, hashed: bool = False
+) -> Q | None:
     segment_ids = scope.segment_ids(permission)
     consumer_ids = scope.consumer_ids(permission)
     if not segment_ids and not consumer_ids:
         return None
     if not segment_ids:
         return Q(**{f"{consumer_field}__in": consumer_ids})
-    members = Q(_InSegments(F(consumer_field), segment_ids))
+    members = Q(_InSegments(F(consumer_field), segment_ids, hashed=hashed))
     return Q(**{f"{consumer_field}__in": consumer_ids}) | members if consumer_ids else members
 
 
@@ -235,7 +268,8 @@ def visible_segments(scope: Scope, permission: str | None = None) -> QuerySet[Se
 
 
 def visible_consumers(scope: Scope, permission: str = RECORDS) -> QuerySet[Consumer]:
-    condition = _consumer_condition(scope, permission, "pk")
+    """Consumers the user holds `permission` on; for a small grant, tested against a hash of its members."""
+    condition = _consumer_condition(scope, permission, "pk", hashed=scope.is_small(permission))
     return Consumer.objects.none() if condition is None else Consumer.objects.filter(condition)
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db.models import Q
 
 from portal.access import policy
 from portal.access.models import AccessGrant
@@ -54,3 +55,22 @@ def test_a_consumer_access_without_view_scores_hands_out_no_scores(demo):
     assert access.masked and access.transactions().exists()
     with pytest.raises(policy.NotVisible):
         access.scored()
+
+
+def test_a_small_grant_lists_the_same_consumers_in_the_same_order_through_a_hash(demo, monkeypatch):
+    scope = policy.scope_for(User.objects.get(username="regulator"))
+    segment_ids = scope.segment_ids(policy.RECORDS)
+    assert segment_ids
+    for segment_id in segment_ids:
+        members = Consumer.objects.filter(memberships__segment_id=segment_id).count()
+        assert scope.segment_members[segment_id] == min(members, policy.SMALL_GRANT_MEMBERS)
+    assert scope.is_small(policy.RECORDS)  # the demo's grants are small
+    hashed = list(policy.visible_consumers(scope).order_by("public_id").values_list("pk", flat=True))
+    monkeypatch.setattr(policy, "SMALL_GRANT_MEMBERS", 1)  # every grant is large: one probe per consumer
+    assert not scope.is_small(policy.RECORDS)
+    probed = list(policy.visible_consumers(scope).order_by("public_id").values_list("pk", flat=True))
+    in_scope = Q(memberships__segment_id__in=segment_ids) | Q(pk__in=scope.consumer_ids(policy.RECORDS))
+    expected = list(
+        Consumer.objects.filter(in_scope).distinct().order_by("public_id").values_list("pk", flat=True)
+    )
+    assert hashed == probed == expected and hashed
