@@ -228,15 +228,33 @@ def _keyring(keys: str, hmac_keys: str, var_dir: str) -> Keyring:
     )
 
 
+# The keyring of the current settings, kept until one of them changes: keyring() runs once per identifier a
+# page decrypts (two per consumer row), and reading three settings through the lazy settings object cost more
+# than the decryption itself.
+_KEYRING_SETTINGS = frozenset({"IDENTIFIER_KEYS", "IDENTIFIER_HMAC_KEY", "VAR_DIR"})
+_current: list[Keyring] = []
+
+
+def _forget_keyring(*, setting: str, **_kwargs: object) -> None:
+    if setting in _KEYRING_SETTINGS:
+        _current.clear()
+
+
 def keyring() -> Keyring:
     """The keyring of the settings (IDENTIFIER_KEYS, IDENTIFIER_HMAC_KEY), or of the development key files."""
+    if _current:
+        return _current[0]
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
+    from django.core.signals import setting_changed
 
+    setting_changed.connect(_forget_keyring, dispatch_uid="portal.records.identifiers.keyring")
     try:
-        return _keyring(settings.IDENTIFIER_KEYS, settings.IDENTIFIER_HMAC_KEY, str(settings.VAR_DIR))
+        found = _keyring(settings.IDENTIFIER_KEYS, settings.IDENTIFIER_HMAC_KEY, str(settings.VAR_DIR))
     except IdentifierKeyError as exc:
         raise ImproperlyConfigured(str(exc)) from None
+    _current[:] = [found]
+    return found
 
 
 def search_hashes(kind: str, term: str) -> list[str]:

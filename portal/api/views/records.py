@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -26,7 +29,7 @@ from portal.api.serializers import (
 )
 from portal.api.views.base import PortalView
 from portal.records import selectors
-from portal.records.models import Segment, Transaction
+from portal.records.models import Consumer, Segment, Transaction
 from portal.records.synthetic import PROVINCE_NAMES_EN
 
 CURSOR_PARAMS = [
@@ -183,6 +186,10 @@ class ConsumerDetailView(PortalView):
 def _transactions_filtered(request: Request, queryset):
     since, until = params.period(request)
     kind = params.choice(request, "kind", Transaction.Kind.values)
+    return _transactions_period(queryset, since, until, kind)
+
+
+def _transactions_period(queryset, since, until, kind):
     if since is not None:
         queryset = queryset.filter(occurred_at__gte=since)
     if until is not None:
@@ -204,8 +211,25 @@ class ConsumerTransactionListView(PortalView):
     def get(self, request: Request, public_id: str) -> Response:
         params.reject_unknown(request, {"since", "until", "kind"})
         access = self.consumer_access(public_id)
-        transactions = _transactions_filtered(request, access.transactions())
-        page = TRANSACTION_PAGES.paginate(request, transactions)
+        since, until = params.period(request)
+        kind = params.choice(request, "kind", Transaction.Kind.values)
+        inputs = {"consumer": access.consumer.pk, "since": since, "until": until, "kind": kind}
+
+        def build(given: dict[str, Any]):
+            # The policy's rows for this access (consumer_access has checked that it covers them), or for the
+            # same access to a stand-in consumer when the page statement is first compiled.
+            other = dataclasses.replace(access, consumer=Consumer(pk=given["consumer"]))
+            return _transactions_period(
+                other.transactions(), given.get("since"), given.get("until"), given.get("kind")
+            )
+
+        page = TRANSACTION_PAGES.paginate_statement(
+            request,
+            "consumer.transactions",
+            Transaction,
+            build,
+            {name: value for name, value in inputs.items() if value is not None},
+        )
         self.note.subjects = [access.consumer.public_id]
         self.note.row_count = len(page.results)
         return Response(page.as_dict(transaction_rows(page.results)))
