@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: serve test check format bench-load bench-access bench-exports bench-audit bench-scoring
+.PHONY: serve test check format bench-load bench-access bench-exports bench-summaries bench-audit bench-scoring bench-chunks
 
 serve:
 	python3 dev.py serve
@@ -29,8 +29,14 @@ bench-access:
 bench-exports:
 	$(PY) bench/exports.py
 
+bench-summaries:
+	$(PY) bench/summaries.py
+
 bench-audit:
 	$(PY) bench/audit.py
 
 bench-scoring:
 	$(PY) bench/scoring.py
+
+bench-chunks:
+	$(PY) bench/chunks.py
