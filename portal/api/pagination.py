@@ -165,7 +165,10 @@ class Keyset:
                 raise bad("cursor", "Invalid cursor for this list.") from None
         return values
 
-    def paginate(self, request: Request, queryset: QuerySet) -> Page:
+    def _request_cursor(
+        self, request: Request, model: type[models.Model]
+    ) -> tuple[int, str | None, bool, list[Any] | None]:
+        """The request's page size, cursor token, direction and the cursor's key values (None: no cursor)."""
         size = page_size(request)
         token = request.query_params.get("cursor")
         forward, values = True, None
@@ -174,14 +177,22 @@ class Keyset:
             if payload.get("o") != list(self.ordering):
                 raise bad("cursor", "Invalid cursor for this list.")
             forward = bool(payload.get("f", True))
-            values = self._parse(queryset.model, payload.get("k"))
+            values = self._parse(model, payload.get("k"))
+        return size, token, forward, values
+
+    def _ordered(self, queryset: QuerySet, forward: bool, values: list[Any] | None, size: int) -> QuerySet:
+        """`queryset` in the list's order (reversed going back), after the cursor's row: a page and one."""
         ordering = (
             self.ordering if forward else [o[1:] if o.startswith("-") else f"-{o}" for o in self.ordering]
         )
         page_qs = queryset.order_by(*ordering)
         if values is not None:
             page_qs = page_qs.filter(self._boundary(values, forward))
-        rows = list(page_qs[: size + 1])
+        return page_qs[: size + 1]
+
+    def paginate(self, request: Request, queryset: QuerySet) -> Page:
+        size, token, forward, values = self._request_cursor(request, queryset.model)
+        rows = list(self._ordered(queryset, forward, values, size))
         return self._page(request, rows, size, forward, token)
 
     def paginate_statement(
@@ -203,15 +214,7 @@ class Keyset:
         backend converts, as SQLite does with datetimes), or rows would need converting, the shape is served
         by paginate() every time instead.
         """
-        size = page_size(request)
-        token = request.query_params.get("cursor")
-        forward, values = True, None
-        if token is not None:
-            payload = _decode(token)
-            if payload.get("o") != list(self.ordering):
-                raise bad("cursor", "Invalid cursor for this list.")
-            forward = bool(payload.get("f", True))
-            values = self._parse(model, payload.get("k"))
+        size, token, forward, values = self._request_cursor(request, model)
         named = dict(inputs)
         if values is not None:
             named.update({f"cursor_{index}": value for index, value in enumerate(values)})
@@ -220,7 +223,8 @@ class Keyset:
         if statement is _UNKNOWN:
             statement = _STATEMENTS[key] = self._compile(build, named, forward, values is not None, size)
         if statement is None:
-            return self.paginate(request, build(inputs))
+            rows = list(self._ordered(build(inputs), forward, values, size))
+            return self._page(request, rows, size, forward, token)
         sql, slots, names, alias = statement
         with connections[alias].cursor() as cursor:
             cursor.execute(sql, [named[slot] for slot in slots])
@@ -242,15 +246,8 @@ class Keyset:
         query = queryset.query
         if query.extra_select or query.annotation_select or not query.values_select:
             return None
-        ordering = (
-            self.ordering if forward else [o[1:] if o.startswith("-") else f"-{o}" for o in self.ordering]
-        )
-        page_qs = queryset.order_by(*ordering)
-        if bounded:
-            page_qs = page_qs.filter(
-                self._boundary([stand_ins[f"cursor_{i}"] for i in range(len(self.fields))], forward)
-            )
-        page_qs = page_qs[: size + 1]
+        boundary = [stand_ins[f"cursor_{i}"] for i in range(len(self.fields))] if bounded else None
+        page_qs = self._ordered(queryset, forward, boundary, size)
         compiler = page_qs.query.get_compiler(using=page_qs.db)
         sql, params = compiler.as_sql()
         if compiler.get_converters([column for column, _sql, _alias in compiler.select]):
