@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: serve test check format bench-load bench-access bench-exports bench-summaries bench-audit bench-scoring bench-chunks
+.PHONY: serve test check format bench-load bench-access bench-exports bench-summaries bench-audit bench-scoring bench-chunks bench-planning
 
 serve:
 	python3 dev.py serve
@@ -40,3 +40,6 @@ bench-scoring:
 
 bench-chunks:
 	$(PY) bench/chunks.py
+
+bench-planning:
+	$(PY) bench/planning.py
