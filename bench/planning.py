@@ -11,6 +11,7 @@ table is partitioned by month: a plain statement over it plans (and locks) every
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -19,7 +20,7 @@ from _common import median, open_request_world, request_bench_arguments
 
 def _numbered(sql: str) -> str:
     """`sql` with its %s placeholders numbered ($1, $2, ...), as PREPARE takes them."""
-    counter = iter(range(1, 1000))
+    counter = itertools.count(1)
     return re.sub(r"%s", lambda _match: f"${next(counter)}", sql).replace("%%", "%")
 
 
