@@ -30,7 +30,7 @@ import statistics
 import time
 from datetime import timedelta
 
-from _common import client_for, median, open_request_world, request_bench_arguments
+from _common import client_for, median, open_request_world, request_bench_arguments, settle
 
 
 def main() -> None:
@@ -62,7 +62,15 @@ def main() -> None:
                 "SELECT %s, id FROM records_consumer ORDER BY id" + (" LIMIT %s" if limit else ""),
                 [segment.pk, limit] if limit else [segment.pk],
             )
-        cursor.execute("ANALYZE records_segmentmembership")
+    settle(
+        [
+            "records_segmentmembership",
+            "records_consumer",
+            "records_consumerpublicid",
+            "records_account",
+            "records_transaction",
+        ]
+    )
     operator = User.objects.get(username="compliance")
     regulators = {}
     for label, segment in (("1k", small), ("all", everyone)):
@@ -213,35 +221,49 @@ def record_paths(regulator, public_id: str, raw, rounds: int, requests: int) -> 
     paths = {
         "consumer-transactions list": (
             f"/api/v1/consumers/{public_id}/transactions/",
-            lambda url: limits.consumer_transactions(raw, url, public_id),
+            lambda url, prepare: limits.consumer_transactions(raw, url, public_id, prepare=prepare),
         ),
-        "consumer list": ("/api/v1/consumers/", lambda url: limits.consumers(raw, url, segment_ids)),
+        "consumer list": (
+            "/api/v1/consumers/",
+            lambda url, prepare: limits.consumers(raw, url, segment_ids, prepare=prepare),
+        ),
         "consumer detail": (
             f"/api/v1/consumers/{public_id}/",
-            lambda url: limits.consumer(raw, public_id, segment_ids),
+            lambda url, prepare: limits.consumer(raw, public_id, segment_ids, prepare=prepare),
         ),
-        "transaction list": ("/api/v1/transactions/", lambda url: limits.transactions(raw, url, segment_ids)),
+        "transaction list": (
+            "/api/v1/transactions/",
+            lambda url, prepare: limits.transactions(raw, url, segment_ids, prepare=prepare),
+        ),
     }
     full = client_for(regulator, audit=True, bare=False)
-    print("record hot paths, limit (one SQL + orjson, a plain function) vs full (token, policy, audit):")
+    print(
+        "record hot paths, limit (one SQL + orjson, a plain function; planned on every call, and PREPAREd "
+        "once) vs full (token, policy, audit):"
+    )
     for label, (path, function) in paths.items():
         url = base + path
         served = full.get(path)
-        assert served.status_code == 200 and served.content == function(url), f"{label}: bodies differ"
-        rates: dict[str, list[float]] = {"limit": [], "full": []}
+        assert served.status_code == 200, f"{label}: {served.status_code}"
+        assert served.content == function(url, False) == function(url, True), f"{label}: bodies differ"
+        calls = {
+            "limit": lambda url=url, function=function: function(url, False),
+            "prepared": lambda url=url, function=function: function(url, True),
+            "full": lambda path=path: full.get(path),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in calls}
         for round_ in range(rounds):
-            for name in ("limit", "full") if round_ % 2 == 0 else ("full", "limit"):
+            for name in list(calls) if round_ % 2 == 0 else list(reversed(calls)):
+                call = calls[name]
                 started = time.perf_counter()
                 for _ in range(requests):
-                    if name == "limit":
-                        function(url)
-                    else:
-                        full.get(path)
+                    call()
                 rates[name].append(requests / (time.perf_counter() - started))
-        lim, ful = median(rates["limit"]), median(rates["full"])
+        lim, pre, ful = median(rates["limit"]), median(rates["prepared"]), median(rates["full"])
         print(
-            f"  {label:27} limit {lim:6.0f} req/s, full {ful:5.0f} req/s, full ÷ limit {ful / lim:.2f} "
-            f"(target >= 0.35, moonshot 0.5); {len(served.content):,} bytes"
+            f"  {label:27} limit {lim:6.0f} req/s (prepared {pre:6.0f}), full {ful:5.0f} req/s, "
+            f"full ÷ limit {ful / lim:.2f} (target >= 0.35, moonshot 0.5; ÷ prepared limit {ful / pre:.2f}); "
+            f"{len(served.content):,} bytes"
         )
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from portal.api import pagination
+from portal.prepared import prepared
 from portal.records import identifiers
 
 # The columns of a transaction row, in every transaction list (t: the transaction).
@@ -104,16 +105,22 @@ def _next(url: str, ordering: list[str], key: list) -> str:
     return f"{url}?cursor={token}"
 
 
-def consumer_transactions(cursor, url: str, public_id: str, size: int = 50) -> bytes:
+def _sql(sql: str, prepare: bool) -> str:
+    """`sql`, marked to be PREPAREd once on the connection when `prepare` (portal.prepared): the limit for a
+    product whose own statements are prepared."""
+    return prepared(sql) if prepare else sql
+
+
+def consumer_transactions(cursor, url: str, public_id: str, size: int = 50, prepare: bool = False) -> bytes:
     """The first page of a consumer's transactions, as the API's JSON body (url: the page's absolute URL)."""
-    cursor.execute(CONSUMER_TRANSACTIONS_SQL, [public_id, size + 1])
+    cursor.execute(_sql(CONSUMER_TRANSACTIONS_SQL, prepare), [public_id, size + 1])
     return _transaction_page(cursor.fetchall(), url, size)
 
 
-def transactions(cursor, url: str, segment_ids: list[int], size: int = 50) -> bytes:
+def transactions(cursor, url: str, segment_ids: list[int], size: int = 50, prepare: bool = False) -> bytes:
     """The first page of the transactions of these segments' members (a caller whose grants give full
     records on exactly these segments), as the API's JSON body."""
-    cursor.execute(TRANSACTIONS_SQL, [segment_ids, size + 1])
+    cursor.execute(_sql(TRANSACTIONS_SQL, prepare), [segment_ids, size + 1])
     return _transaction_page(cursor.fetchall(), url, size)
 
 
@@ -133,9 +140,9 @@ def _identity(row: tuple) -> dict:
     }
 
 
-def consumers(cursor, url: str, segment_ids: list[int], size: int = 50) -> bytes:
+def consumers(cursor, url: str, segment_ids: list[int], size: int = 50, prepare: bool = False) -> bytes:
     """The first page of the consumer list of a caller with full records on exactly these segments."""
-    cursor.execute(CONSUMERS_SQL, [segment_ids, size + 1])
+    cursor.execute(_sql(CONSUMERS_SQL, prepare), [segment_ids, size + 1])
     rows = cursor.fetchall()
     more = len(rows) > size
     rows = rows[:size]
@@ -143,9 +150,9 @@ def consumers(cursor, url: str, segment_ids: list[int], size: int = 50) -> bytes
     return orjson.dumps({"next": following, "previous": None, "results": [_identity(r) for r in rows]})
 
 
-def consumer(cursor, public_id: str, segment_ids: list[int]) -> bytes:
+def consumer(cursor, public_id: str, segment_ids: list[int], prepare: bool = False) -> bytes:
     """One consumer's detail for a caller with full records and scores on exactly these segments."""
-    cursor.execute(CONSUMER_SQL, [segment_ids, public_id])
+    cursor.execute(_sql(CONSUMER_SQL, prepare), [segment_ids, public_id])
     row = cursor.fetchone()
     body = _identity(row)
     body["current_score"] = row[9]

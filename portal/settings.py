@@ -138,10 +138,23 @@ if DATABASE_URL:
             "DATABASE_URL must point at PostgreSQL (postgres://…); unset it for SQLite"
         )
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The hot statements the product writes by hand or compiles once are planned once per connection
+    # (portal/prepared.py). Off behind a pooler in transaction mode (deploy/SCALING.md §4), and by default
+    # when connections last one request (DB_CONN_MAX_AGE=0): each would prepare its statements only once.
+    DB_PREPARED_STATEMENTS = envbool(
+        "DB_PREPARED_STATEMENTS", "true" if DATABASES["default"]["CONN_MAX_AGE"] != 0 else "false"
+    )
+    if DB_PREPARED_STATEMENTS:
+        from portal.pgconnection import PortalConnection, PortalCursor
+
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            connection_factory=PortalConnection, cursor_factory=PortalCursor
+        )
     DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME", "test_portal")}
 else:
     if PRODUCTION:
         raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL)")
+    DB_PREPARED_STATEMENTS = False
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {

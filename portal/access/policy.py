@@ -44,6 +44,7 @@ from portal.access.models import (
     with_implied,
 )
 from portal.accounts.models import Membership, Organisation, User
+from portal.prepared import prepared
 from portal.records import selectors as records_selectors
 from portal.records.models import (
     PUBLIC_ID_ALPHABET,
@@ -201,7 +202,7 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
         f"LEFT JOIN ({parts}) a ON a.grant_id = valid.id LEFT JOIN {permission} p ON p.id = a.permission_id "
         f"ORDER BY valid.id"
     )
-    return sql, params
+    return prepared(sql), params
 
 
 # --- Querysets --------------------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ def _consumer_in_groups(public_id: str, groups: list[list[int]]) -> Consumer | N
         f"(SELECT k.consumer_id FROM {ConsumerPublicId._meta.db_table} k WHERE k.public_id = %s)"
     )
     params: list[Any] = [segment_id for ids in groups for segment_id in ids]
-    return next(iter(Consumer.objects.raw(sql, [*params, public_id])), None)
+    return next(iter(Consumer.objects.raw(prepared(sql), [*params, public_id])), None)
 
 
 def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> ConsumerAccess:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from portal.accounts.models import IN_FORCE_FLAG, ApiToken, Membership, Organisation, User
+from portal.prepared import prepared
 
 TOKEN_PREFIX = "cop_"  # noqa: S105 - makes a leaked token easy to scan for; not a secret
 
@@ -107,7 +108,7 @@ def _token_statement(db: str) -> _TokenStatement:
         f"u.{organisation_id} WHERE t.{column(ApiToken, 'key_hash')} = %s"
     )
     parts = (_columns(ApiToken, "t", db), _columns(User, "u", db), _columns(Organisation, "o", db))
-    statement = _STATEMENTS[db] = _TokenStatement(sql, parts)
+    statement = _STATEMENTS[db] = _TokenStatement(prepared(sql), parts)
     return statement
 
 

@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from portal.api.params import bad, is_id
+from portal.prepared import prepared
 
 CURSOR_VERSION = 1
 
@@ -259,7 +260,7 @@ class Keyset:
             if name is None:
                 return None
             slots.append(name)
-        return sql, slots, list(query.values_select), page_qs.db
+        return prepared(sql), slots, list(query.values_select), page_qs.db
 
     def _page(self, request: Request, rows: list[Any], size: int, forward: bool, token: str | None) -> Page:
         more = len(rows) > size

@@ -328,3 +328,27 @@ def test_consumer_transaction_pages_equal_the_database_rows_both_ways_with_filte
     assert compiled
     if connection.vendor == "postgresql":
         assert all(s is not None for s in compiled)
+
+
+@pytest.mark.postgres
+def test_the_hot_statements_of_a_request_are_prepared_once_per_connection(api, demo):
+    """The token, the scope, the consumer check and the page statement (portal.prepared)."""
+    consumer = demo.consumer_in("chengdu-chongqing-consumer-finance")
+    path = f"/api/v1/consumers/{consumer.public_id}/transactions/"
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    connection.connection.statements.clear()
+    assert api("regulator").get(path).status_code == 200
+    before = dict(connection.connection.statements)
+    assert api("regulator").get(path).status_code == 200
+    assert dict(connection.connection.statements) == before  # the second request prepared nothing new
+    marked = list(before)
+    texts = " ".join(marked)
+    assert "key_hash" in texts  # the token
+    assert "WITH valid AS" in texts  # the scope
+    assert "in_group_0" in texts  # the consumer check
+    assert "records_transaction" in texts  # the page
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        on_server = {name for (name,) in cursor.fetchall()}
+    assert on_server == {name for name, _count in connection.connection.statements.values()}
