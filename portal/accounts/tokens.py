@@ -6,7 +6,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connections, models, router
@@ -15,6 +14,7 @@ from django.utils.crypto import constant_time_compare
 
 from portal.accounts.models import IN_FORCE_FLAG, ApiToken, Membership, Organisation, User
 from portal.prepared import prepared
+from portal.rows import Columns, columns
 
 TOKEN_PREFIX = "cop_"  # noqa: S105 - makes a leaked token easy to scan for; not a secret
 
@@ -37,37 +37,9 @@ def token_create(*, user: User) -> tuple[str, ApiToken]:
 
 
 @dataclass(frozen=True)
-class _Columns:
-    """One model's columns in the token statement, with the converters the ORM would apply to each value."""
-
-    model: type[models.Model]
-    attnames: tuple[str, ...]
-    converters: tuple[tuple[int, tuple[Any, ...], Any], ...]  # (position, converters, column expression)
-
-    def instance(self, values: list[Any], db: str) -> Any:
-        connection = connections[db]
-        for position, converters, expression in self.converters:
-            for converter in converters:
-                values[position] = converter(values[position], expression, connection)
-        return self.model.from_db(db, self.attnames, values)
-
-
-def _columns(model: type[models.Model], alias: str, db: str) -> _Columns:
-    connection = connections[db]
-    fields = model._meta.concrete_fields
-    converters = []
-    for position, field in enumerate(fields):
-        column = field.get_col(alias)
-        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if found:
-            converters.append((position, tuple(found), column))
-    return _Columns(model, tuple(f.attname for f in fields), tuple(converters))
-
-
-@dataclass(frozen=True)
 class _TokenStatement:
     sql: str
-    parts: tuple[_Columns, _Columns, _Columns]  # the token, its user, the user's organisation
+    parts: tuple[Columns, Columns, Columns]  # the token, its user, the user's organisation
 
 
 _STATEMENTS: dict[str, _TokenStatement] = {}
@@ -89,10 +61,8 @@ def _token_statement(db: str) -> _TokenStatement:
             raise TypeError(f"{model.__name__}.{name} is no column")
         return quote(field.column)
 
-    tables = (("t", ApiToken), ("u", User), ("o", Organisation))
-    selected = ", ".join(
-        f"{alias}.{quote(field.column)}" for alias, model in tables for field in model._meta.concrete_fields
-    )
+    parts = (columns(ApiToken, "t", db), columns(User, "u", db), columns(Organisation, "o", db))
+    selected = ", ".join(part.select for part in parts)
     user_id, organisation_id, role = (column(User, n) for n in ("id", "organisation", "role"))
     m = {name: column(Membership, name) for name in ("user", "status", "role", "organisation")}
     in_force = (
@@ -107,7 +77,6 @@ def _token_statement(db: str) -> _TokenStatement:
         f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{column(Organisation, 'id')} = "
         f"u.{organisation_id} WHERE t.{column(ApiToken, 'key_hash')} = %s"
     )
-    parts = (_columns(ApiToken, "t", db), _columns(User, "u", db), _columns(Organisation, "o", db))
     statement = _STATEMENTS[db] = _TokenStatement(prepared(sql), parts)
     return statement
 
