@@ -8,6 +8,9 @@ transaction mode a statement prepared in one transaction may be missing in the n
 - Each connection keeps its own prepared statements, at most STATEMENTS_PER_CONNECTION, and DEALLOCATEs the
   least recently used one to make room. A prepared statement outlives a rollback of the transaction it was
   prepared in, and the server replans it when a table it reads changes.
+- A parameter the server types text although the value sent is not a string (a parameter alone in a select
+  list: the server has nothing else to type it from, and a prepared `SELECT %s` would answer `'false'` for
+  False) makes that call run plain: the row keeps the type the value has, as without preparing.
 - The first use of a marked statement on a connection PREPAREs it; inside a transaction under a savepoint, so
   that a statement the server cannot prepare leaves the transaction as it was. Such a statement is then run
   plain on that connection.
@@ -62,8 +65,9 @@ def numbered(sql: str) -> tuple[str, int] | None:
 class PortalConnection(psycopg2.extensions.connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Marked SQL -> (statement name, number of parameters), least recently used first.
-        self.statements: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        # Marked SQL -> (statement name, number of parameters, positions of the parameters typed text), least
+        # recently used first.
+        self.statements: OrderedDict[str, tuple[str, int, tuple[int, ...]]] = OrderedDict()
         self.unpreparable: set[str] = set()
 
     def execute_for(self, cursor: PortalCursor, sql: str, params: Any) -> str | None:
@@ -82,12 +86,17 @@ class PortalConnection(psycopg2.extensions.connection):
                 return None
         else:
             self.statements.move_to_end(sql)
-        name, count = entry
-        if count != (0 if params is None else len(params)):
+        name, count, texts = entry
+        values = () if params is None else params
+        if count != len(values):
             return None  # psycopg2 raises on the plain statement, as it always has
+        if any(values[i] is not None and not isinstance(values[i], str) for i in texts):
+            # A parameter the server typed text (one it could type from nothing else: alone in a select
+            # list) given a value of another type: run plain, the row keeps the value's own type.
+            return None
         return f"EXECUTE {name} ({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
 
-    def _prepare(self, cursor: PortalCursor, sql: str) -> tuple[str, int] | None:
+    def _prepare(self, cursor: PortalCursor, sql: str) -> tuple[str, int, tuple[int, ...]] | None:
         converted = numbered(sql)
         if converted is None:
             self._refuse(sql)
@@ -99,11 +108,18 @@ class PortalConnection(psycopg2.extensions.connection):
         if error is not None and not isinstance(error, psycopg2.errors.DuplicatePreparedStatement):
             self._refuse(sql)
             return None
+        texts: tuple[int, ...] = ()
+        if count:
+            cursor.run_plain(
+                f"SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = '{name}'"  # noqa: S608
+            )
+            (types,) = cursor.fetchone() or ([],)
+            texts = tuple(position for position, type_ in enumerate(types) if type_ == "text")
         while len(self.statements) >= STATEMENTS_PER_CONNECTION:
-            _sql, (oldest, _count) = self.statements.popitem(last=False)
+            _sql, (oldest, _count, _texts) = self.statements.popitem(last=False)
             self._guarded(cursor, f"DEALLOCATE {oldest}")  # already gone: nothing to free
-        self.statements[sql] = (name, count)
-        return name, count
+        self.statements[sql] = (name, count, texts)
+        return name, count, texts
 
     def _guarded(self, cursor: PortalCursor, sql: str) -> psycopg2.Error | None:
         """Run `sql`; its error, if any, leaves the session as it was (inside a transaction, a savepoint

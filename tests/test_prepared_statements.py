@@ -51,7 +51,7 @@ def users(organisations):
 def test_a_marked_statement_is_prepared_once_and_answers_the_same_rows(users):
     plain = run(USERS, [0])
     assert run(prepared(USERS), [0]) == plain
-    [(name, _count)] = connection.connection.statements.values()
+    [(name, _count, _texts)] = connection.connection.statements.values()
     for _ in range(7):
         assert run(prepared(USERS), [0]) == plain
     generic, custom = server_statements()[name]
@@ -79,15 +79,30 @@ def test_a_statement_the_server_cannot_prepare_runs_plain_and_leaves_the_transac
     assert run(prepared(untyped), [None]) == run(untyped, [None])  # plain again, without trying
 
 
+def test_a_parameter_alone_in_the_select_list_keeps_the_type_of_its_value(users):
+    """The server types such a parameter text: prepared, `SELECT %s` with False would answer 'false' (a true
+    string). Those calls run plain; a string there is text either way and stays prepared."""
+    flagged = "SELECT %s AS flag, id FROM accounts_user WHERE id >= %s ORDER BY id"
+    for flag in (False, True, 0, None):
+        rows = run(prepared(flagged), [flag, 0])
+        assert rows == run(flagged, [flag, 0]) and rows
+        assert all(type(value) is type(flag) for value, _id in rows)
+    [(name, _count, texts)] = connection.connection.statements.values()
+    assert texts == (0,)
+    assert sum(server_statements()[name]) == 1  # only the NULL ran prepared (NULL either way)
+    assert run(prepared(flagged), ["label", 0]) == run(flagged, ["label", 0])
+    assert sum(server_statements()[name]) == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_prepared_statement_outlives_the_rollback_of_its_transaction(users):
     with pytest.raises(RuntimeError), transaction.atomic():
         run(prepared(USERS), [0])
         raise RuntimeError
-    [(name, _count)] = connection.connection.statements.values()
+    [(name, _count, _texts)] = connection.connection.statements.values()
     assert name in server_statements()
     assert run(prepared(USERS), [0]) == run(USERS, [0])
-    assert list(connection.connection.statements.values()) == [(name, 1)]
+    assert list(connection.connection.statements.values()) == [(name, 1, ())]
 
 
 def test_each_connection_keeps_a_bounded_number_and_deallocates_the_least_recent(users, monkeypatch):
@@ -99,7 +114,8 @@ def test_each_connection_keeps_a_bounded_number_and_deallocates_the_least_recent
     for sql in shapes[3:5]:
         run(prepared(sql), [0])
     assert list(connection.connection.statements) == [shapes[0], shapes[3], shapes[4]]
-    assert set(server_statements()) == {name for name, _count in connection.connection.statements.values()}
+    held = connection.connection.statements.values()
+    assert set(server_statements()) == {name for name, _count, _texts in held}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -123,13 +139,13 @@ def test_a_name_means_one_statement_in_any_session(users):
     other = f"{USERS} LIMIT 2"
     run(prepared(USERS), [0])
     run(prepared(other), [0])
-    names = {name for name, _count in connection.connection.statements.values()}
+    names = {name for name, _count, _texts in connection.connection.statements.values()}
     assert len(names) == 2
     connection.connection.statements.clear()  # another client's view of the same server session
     with transaction.atomic():
         assert run(prepared(USERS), [0]) == run(USERS, [0])  # already there: no error, no abort
         assert run(USERS, [0])
-    assert {name for name, _count in connection.connection.statements.values()} < names
+    assert {name for name, _count, _texts in connection.connection.statements.values()} < names
     assert USERS not in connection.connection.unpreparable
 
 

@@ -351,4 +351,4 @@ def test_the_hot_statements_of_a_request_are_prepared_once_per_connection(api, d
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM pg_prepared_statements")
         on_server = {name for (name,) in cursor.fetchall()}
-    assert on_server == {name for name, _count in connection.connection.statements.values()}
+    assert on_server == {name for name, _count, _texts in connection.connection.statements.values()}
