@@ -19,8 +19,8 @@ no network. Against PostgreSQL (DATABASE_URL's server), in a scratch database `p
    process: guardian's get_objects_for_user over one permission row per consumer vs the policy's list path
    over one segment grant, the same consumers in the same order, both shaped by the project's
    ConsumerSerializer; at 1,000 and at every consumer in scope. Per page, and the page query's own time.
-5. The web consumer page against the API's consumer detail plus its transactions list, same consumer (medians of
-   the rounds' mean latencies).
+5. The web consumer page against the API's consumer detail plus its transactions list, same consumer
+   (medians of the rounds' mean latencies).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/access.py [--consumers N]
 """
