@@ -197,6 +197,32 @@ def test_consumer_page_query_count_does_not_depend_on_page_size(
 
 
 @pytest.mark.postgres
+def test_the_consumer_pages_statements_are_prepared_once_per_connection(client_for, world):
+    """The page's statements of one consumer are planned once per connection (pages.planned_once), all but
+    the count of other organisations' access-log entries."""
+    consumer = world.consumer_in(CCF)
+    url = f"/consumers/{consumer.public_id}/"
+    client = client_for("regulator")
+    client.get(url)  # the session's first use
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    connection.connection.statements.clear()
+    assert client.get(url).status_code == 200
+    before = dict(connection.connection.statements)
+    assert client.get(url).status_code == 200
+    assert dict(connection.connection.statements) == before  # the second request prepared nothing new
+    texts = list(before)
+    assert any(t.startswith('SELECT COUNT(*) AS "__count" FROM "records_transaction"') for t in texts)
+    assert any('FROM "records_transaction" INNER JOIN "records_account"' in t for t in texts)
+    assert any("CROSS JOIN LATERAL" in t for t in texts)  # the access log
+    assert not any("audit_auditevent" in t and "COUNT(*)" in t for t in texts)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        on_server = {name for (name,) in cursor.fetchall()}
+    assert on_server == {name for name, _count in connection.connection.statements.values()}
+
+
+@pytest.mark.postgres
 def test_dashboard_query_count_is_fixed(client_for, world, django_assert_num_queries):
     client = client_for("regulator")
     client.get("/dashboard/")
