@@ -33,7 +33,7 @@ CONSUMER_LIST = SortedList(
     },
     default="-public_id",
 )
-# A consumer's transactions: by time (newest first) or by amount.
+# A consumer's transactions: by time (newest first) or by amount; the count read with the page.
 TRANSACTION_LIST = SortedList(
     {
         "-occurred_at": Keyset("-occurred_at", "-id"),
@@ -42,6 +42,7 @@ TRANSACTION_LIST = SortedList(
         "amount": Keyset("amount", "id"),
     },
     default="-occurred_at",
+    count_in_page=True,
 )
 SCORE_HISTORY_POINTS = 24
 ACCESS_LOG_ROWS = 20
