@@ -96,14 +96,15 @@ def _in_force(db: str) -> str:
     )
 
 
-_USER_STATEMENTS: dict[str, tuple[str, _Columns]] = {}
+_USER_STATEMENTS: dict[str, tuple[str, _Columns, _Columns]] = {}
 
 
 def user_with_membership(pk: Any) -> User | None:
-    """The user with this primary key and whether their membership is in force, as
-    `users_with_membership(User.objects.filter(pk=pk)).first()` gives it; None when there is none. Read on
-    every request of a signed-in session: compiling that ORM query (a correlated subquery) took longer than
-    running it, so the statement is written once per database, like the token's, and planned once."""
+    """The user with this primary key, their organisation loaded with them (no query when read), and whether
+    their membership is in force, as `users_with_membership(User.objects.select_related("organisation")
+    .filter(pk=pk)).first()` gives them; None when there is none. Read on every request of a signed-in
+    session: compiling that ORM query (a join and a correlated subquery) took longer than running it, so
+    the statement is written once per database, like the token's, and planned once."""
     try:
         pk = User._meta.pk.to_python(pk)
     except ValidationError:
@@ -112,20 +113,31 @@ def user_with_membership(pk: Any) -> User | None:
     statement = _USER_STATEMENTS.get(db)
     if statement is None:
         quote = connections[db].ops.quote_name
-        selected = ", ".join(f"u.{quote(field.column)}" for field in User._meta.concrete_fields)
+        tables = (("u", User), ("o", Organisation))
+        selected = ", ".join(
+            f"{alias}.{quote(f.column)}" for alias, model in tables for f in model._meta.concrete_fields
+        )
         sql = (
             f"SELECT {selected}, {_in_force(db)} FROM {quote(User._meta.db_table)} u "  # noqa: S608
-            f"WHERE u.{_column(db, User, 'id')} = %s"
+            f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{_column(db, Organisation, 'id')} = "
+            f"u.{_column(db, User, 'organisation')} WHERE u.{_column(db, User, 'id')} = %s"
         )
-        statement = _USER_STATEMENTS[db] = (prepared(sql), _columns(User, "u", db))
-    sql, columns = statement
+        statement = (prepared(sql), _columns(User, "u", db), _columns(Organisation, "o", db))
+        _USER_STATEMENTS[db] = statement
+    sql, user_part, organisation_part = statement
     with connections[db].cursor() as cursor:
         cursor.execute(sql, [Membership.Status.APPROVED, pk])
         row = cursor.fetchone()
     if row is None:
         return None
     values = list(row)
-    user = columns.instance(values[:-1], db)
+    end = len(user_part.attnames)
+    user = user_part.instance(values[:end], db)
+    organisation_values = values[end:-1]
+    organisation = (
+        None if organisation_values[0] is None else organisation_part.instance(organisation_values, db)
+    )
+    User._meta.get_field("organisation").set_cached_value(user, organisation)
     user.__dict__[IN_FORCE_FLAG] = bool(values[-1])
     return user
 

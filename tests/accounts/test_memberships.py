@@ -169,7 +169,7 @@ def test_compliance_accounts_made_by_an_admin_decide_nothing_until_an_officer_ap
     assert decided.status_code == 200, decided.content
 
 
-def test_the_session_user_is_read_with_its_membership_as_the_orm_reads_it(demo):
+def test_the_session_user_is_read_with_its_membership_as_the_orm_reads_it(demo, django_assert_num_queries):
     """The session's user (accounts.tokens.user_with_membership, written once in SQL) is the row and the
     in-force flag the ORM's users_with_membership gives: for an account in force, one written straight
     into the database, one moved there without approval, an administrator without organisation."""
@@ -180,11 +180,21 @@ def test_the_session_user_is_read_with_its_membership_as_the_orm_reads_it(demo):
     moved.organisation = Organisation.objects.get(short_name="nfra")
     moved.save()
     fields = [f.attname for f in User._meta.concrete_fields]
+    organisation_fields = [f.attname for f in Organisation._meta.concrete_fields]
     for user in (_user("regulator"), straight, moved, _user("admin"), _user("auditor")):
         read = user_with_membership(str(user.pk))  # as the session stores it
-        expected = users_with_membership(User.objects.filter(pk=user.pk)).get()
+        expected = users_with_membership(User.objects.select_related("organisation").filter(pk=user.pk)).get()
         assert read is not None and read.membership_in_force == expected.membership_in_force, user.username
         assert [getattr(read, f) for f in fields] == [getattr(expected, f) for f in fields]
+        with django_assert_num_queries(0):  # read with the user
+            organisation = read.organisation
+        if expected.organisation is None:
+            assert organisation is None
+        else:
+            assert organisation is not None
+            assert [getattr(organisation, f) for f in organisation_fields] == [
+                getattr(expected.organisation, f) for f in organisation_fields
+            ]
     assert user_with_membership(_user("regulator").pk).membership_in_force  # type: ignore[union-attr]
     assert not user_with_membership(straight.pk).membership_in_force  # type: ignore[union-attr]
     assert user_with_membership(10**9) is None
