@@ -84,10 +84,17 @@ class Keyset:
         return self._beyond(values, True)
 
     def paginate(
-        self, queryset: QuerySet, cursor: str | None, size: int | None = None, *, counted: bool = False
+        self,
+        queryset: QuerySet,
+        cursor: str | None,
+        size: int | None = None,
+        *,
+        counted: bool = False,
+        fields: tuple[str, ...] = (),
     ) -> Page:
         """The page at `cursor`; with `counted`, each row also carries the number of rows of the whole
-        `queryset` (TOTAL), read by the page's own statement."""
+        `queryset` (TOTAL), read by the page's own statement; with `fields`, rows are named tuples of
+        those fields (and TOTAL) instead of model instances."""
         size = size or settings.WEB_PAGE_SIZE
         if cursor:
             direction, values = self._decode_with_direction(cursor)
@@ -95,6 +102,8 @@ class Keyset:
             direction, values = "n", None
         if counted:
             queryset = queryset.annotate(**{TOTAL: _count_of(queryset)})
+        if fields:
+            queryset = queryset.values_list(*fields, *([TOTAL] if counted else []), named=True)
         if direction == "p" and values is not None:
             reverse = [o[1:] if o.startswith("-") else "-" + o for o in self.ordering]
             rows = list(queryset.filter(self._beyond(values, False)).order_by(*reverse)[: size + 1])
@@ -182,11 +191,20 @@ class SortedList:
 
     SIZES = (25, 50, 100)
 
-    def __init__(self, sorts: dict[str, Keyset], default: str, *, count_in_page: bool = False) -> None:
+    def __init__(
+        self,
+        sorts: dict[str, Keyset],
+        default: str,
+        *,
+        count_in_page: bool = False,
+        row_fields: tuple[str, ...] = (),
+    ) -> None:
         """With `count_in_page` the total comes with the page's rows (Keyset.paginate's `counted`), and a
         separate COUNT runs only when the page has no row to carry it but the list may have some (a cursor
-        past the rows there are, or one this list did not issue)."""
+        past the rows there are, or one this list did not issue). With `row_fields` the page's rows are
+        named tuples of those fields (the keyset's among them), for a page that shows values only."""
         self.sorts, self.default, self.count_in_page = sorts, default, count_in_page
+        self.row_fields = row_fields
 
     def sizes(self) -> list[int]:
         return sorted({settings.WEB_PAGE_SIZE, *self.SIZES})
@@ -222,9 +240,9 @@ class SortedList:
         cursor = request.GET.get("cursor")
         total = None if self.count_in_page else queryset.count()
         try:
-            page = keyset.paginate(queryset, cursor, size, counted=self.count_in_page)
+            page = keyset.paginate(queryset, cursor, size, counted=self.count_in_page, fields=self.row_fields)
         except BadCursor:
-            page, invalid = keyset.paginate(queryset.none(), None, size), True
+            page, invalid = keyset.paginate(queryset.none(), None, size, fields=self.row_fields), True
         if total is None:
             if page.results:
                 total = getattr(page.results[0], TOTAL)

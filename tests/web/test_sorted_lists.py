@@ -64,10 +64,10 @@ def test_a_list_counted_with_its_page_tells_the_whole_lists_total_on_every_page(
         first = TRANSACTION_LIST.read(get("/"), transactions)
     assert first.total == total and len(first.page.results) == 5 and not first.invalid
     second = TRANSACTION_LIST.read(get("/", after(first.page)), transactions)
-    assert second.total == total and second.page.results[0].pk not in {t.pk for t in first.page.results}
+    assert second.total == total and second.page.results[0].id not in {t.id for t in first.page.results}
     assert second.page.previous_cursor is not None
     back = TRANSACTION_LIST.read(get("/", {"cursor": second.page.previous_cursor}), transactions)
-    assert back.total == total and [t.pk for t in back.page.results] == [t.pk for t in first.page.results]
+    assert back.total == total and [t.id for t in back.page.results] == [t.id for t in first.page.results]
     by_amount = TRANSACTION_LIST.read(get("/", {"sort": "amount", "size": "25"}), transactions)
     assert by_amount.total == total
     kind = first.page.results[0].kind
@@ -76,7 +76,7 @@ def test_a_list_counted_with_its_page_tells_the_whole_lists_total_on_every_page(
     with django_assert_num_queries(1):  # the empty first page says the list is empty: no COUNT
         assert TRANSACTION_LIST.read(get("/"), transactions.filter(kind="no-such-kind")).total == 0
     # Past the end (the cursor of a longer list): no row carries the total, so it is counted.
-    shown = transactions.filter(pk__in=[t.pk for t in first.page.results])
+    shown = transactions.filter(pk__in=[t.id for t in first.page.results])
     with django_assert_num_queries(2):
         past = TRANSACTION_LIST.read(get("/", after(first.page)), shown)
     assert past.page.results == [] and past.total == 5

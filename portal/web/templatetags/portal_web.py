@@ -295,8 +295,9 @@ def _day(value: Any) -> str:
 
 
 @register.simple_tag
-def transaction_rows(transactions: list[Transaction]) -> SafeString:
-    """The rows of a consumer's transaction table, as the template loop would write them (same markup,
+def transaction_rows(transactions: list[Any]) -> SafeString:
+    """The rows of a consumer's transaction table (named rows of the fields in
+    portal.web.views.records.TRANSACTION_ROW), as the template loop would write them (same markup,
     escaping and formats: `date:"Y-m-d H:i"` in the current time zone, `cny`, choice labels in the active
     language). In Python because the consumer page renders a page of them per request, and the template
     engine's per-row variable lookups, filters and choice-label translations cost more than the rest of the
@@ -307,17 +308,18 @@ def transaction_rows(transactions: list[Transaction]) -> SafeString:
     rows = []
     for txn in transactions:
         at = txn.occurred_at.astimezone(zone)
-        merchant = txn.merchant
+        category = txn.merchant__category
         shown_merchant = (
-            f'{_escaped(merchant.name)} <span class="legend-note">'
-            f"{categories.get(merchant.category, _escaped(merchant.category))}</span>"
-            if merchant
+            f'{_escaped(txn.merchant__name)} <span class="legend-note">'
+            f"{categories.get(category, _escaped(category))}</span>"
+            if txn.merchant_id is not None
             else ""
         )
+        product = txn.account__product
         rows.append(
             f"\n      <tr><td>{_day(at)} {at.hour:02d}:{at.minute:02d}</td>"
             f"<td>{kinds.get(txn.kind, _escaped(txn.kind))}</td>"
-            f"<td>{products.get(txn.account.product, _escaped(txn.account.product))}</td>"
+            f"<td>{products.get(product, _escaped(product))}</td>"
             f'\n      <td class="num">{_escaped(cny(txn.amount))}</td><td>{shown_merchant}</td>'
             f"\n      <td>{channels.get(txn.channel, _escaped(txn.channel))}</td>"
             f'<td>{_day(txn.due_date)}</td><td class="num">'
