@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -61,6 +63,27 @@ def server_settings() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def alternating(calls: dict[str, Callable[[], object]], rounds: int, repeat: int) -> dict[str, list[float]]:
+    """Seconds per call of each of `calls`, one sample per round: a round runs each call `repeat` times in
+    turn, in the opposite order every other round, so that no variant always runs first (after another's
+    warm caches, or during a neighbour's load). The benchmarks report medians of these samples."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            call = calls[name]
+            started = time.perf_counter()
+            for _ in range(repeat):
+                call()
+            samples[name].append((time.perf_counter() - started) / repeat)
+    return samples
+
+
+def rates(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Median calls per second of each variant's samples (seconds per call)."""
+    return {name: 1 / median(values) for name, values in samples.items()}
 
 
 def scratch_database_kept(name: str) -> str:

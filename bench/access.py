@@ -19,7 +19,8 @@ no network. Against PostgreSQL (DATABASE_URL's server), in a scratch database `p
    process: guardian's get_objects_for_user over one permission row per consumer vs the policy's list path
    over one segment grant, the same consumers in the same order, both shaped by the project's
    ConsumerSerializer; at 1,000 and at every consumer in scope. Per page, and the page query's own time.
-5. The web consumer page against the API's consumer detail plus its transactions list, same consumer.
+5. The web consumer page against the API's consumer detail plus its transactions list, same consumer (medians of
+   the rounds' mean latencies).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/access.py [--consumers N]
 """
@@ -30,7 +31,15 @@ import statistics
 import time
 from datetime import timedelta
 
-from _common import client_for, median, open_request_world, request_bench_arguments, settle
+from _common import (
+    alternating,
+    client_for,
+    median,
+    open_request_world,
+    rates,
+    request_bench_arguments,
+    settle,
+)
 
 
 def main() -> None:
@@ -139,17 +148,14 @@ def main() -> None:
         f"consumer-transactions list: {len(bodies['full']):,} bytes per response, identical in all variants"
     )
 
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    names = list(variants)
-    for round_ in range(args.rounds):
-        order = names if round_ % 2 == 0 else list(reversed(names))
-        for name in order:
-            client = variants[name]
-            started = time.perf_counter()
-            for _ in range(args.requests):
-                client.get(path)
-            rates[name].append(args.requests / (time.perf_counter() - started))
-    limit, bare, perms, full = (median(rates[n]) for n in ("limit", "bare", "permissions", "full"))
+    measured = rates(
+        alternating(
+            {name: lambda c=client: c.get(path) for name, client in variants.items()},
+            args.rounds,
+            args.requests,
+        )
+    )
+    limit, bare, perms, full = (measured[n] for n in ("limit", "bare", "permissions", "full"))
     print(f"  limit       {limit:8.0f} req/s  (one SQL + orjson, a plain function)")
     print(f"  bare        {bare:8.0f} req/s  ratio to limit {bare / limit:.2f}")
     print(
@@ -251,15 +257,8 @@ def record_paths(regulator, public_id: str, raw, rounds: int, requests: int) -> 
             "prepared": lambda url=url, function=function: function(url, True),
             "full": lambda path=path: full.get(path),
         }
-        rates: dict[str, list[float]] = {name: [] for name in calls}
-        for round_ in range(rounds):
-            for name in list(calls) if round_ % 2 == 0 else list(reversed(calls)):
-                call = calls[name]
-                started = time.perf_counter()
-                for _ in range(requests):
-                    call()
-                rates[name].append(requests / (time.perf_counter() - started))
-        lim, pre, ful = median(rates["limit"]), median(rates["prepared"]), median(rates["full"])
+        measured = rates(alternating(calls, rounds, requests))
+        lim, pre, ful = measured["limit"], measured["prepared"], measured["full"]
         print(
             f"  {label:27} limit {lim:6.0f} req/s (prepared {pre:6.0f}), full {ful:5.0f} req/s, "
             f"full ÷ limit {ful / lim:.2f} (target >= 0.35, moonshot 0.5; ÷ prepared limit {ful / pre:.2f}); "
@@ -315,15 +314,9 @@ def guardian_comparison(regulators: dict, rounds: int) -> None:
             return ConsumerSerializer(list(rows[:51])[:50], many=True).data
 
         assert guardian_page() == policy_page(), "guardian and the policy list different rows"
-        times: dict[str, list[float]] = {"guardian": [], "policy": []}
-        query_ms: dict[str, list[float]] = {"guardian": [], "policy": []}
         functions = {"guardian": guardian_page, "policy": policy_page}
-        for round_ in range(rounds):
-            for name in ("guardian", "policy") if round_ % 2 == 0 else ("policy", "guardian"):
-                started = time.perf_counter()
-                for _ in range(50):
-                    functions[name]()
-                times[name].append((time.perf_counter() - started) / 50)
+        times = alternating(functions, rounds, 50)
+        query_ms: dict[str, list[float]] = {"guardian": [], "policy": []}
         # The page query alone (the last query of each function), timed by the database round trip.
         for name, function in functions.items():
             for _ in range(30):
@@ -365,17 +358,12 @@ def web_page(regulator, public_id: str, path: str, rounds: int) -> None:
             # Autovacuum (on by default, as in production) would have analysed them; here it is off.
             cursor.execute("ANALYZE audit_auditevent, audit_auditsubject")
             print("autovacuum is off on this server: analysed the audit tables before the web page rounds")
-    samples: dict[str, list[float]] = {"web": [], "api": []}
-    for round_ in range(rounds):
-        for name in ("web", "api") if round_ % 2 == 0 else ("api", "web"):
-            for _ in range(20):
-                started = time.perf_counter()
-                if name == "web":
-                    web.get(page)
-                else:
-                    api.get(f"/api/v1/consumers/{public_id}/")
-                    api.get(path)
-                samples[name].append(time.perf_counter() - started)
+
+    def api_pair() -> None:
+        api.get(f"/api/v1/consumers/{public_id}/")
+        api.get(path)
+
+    samples = alternating({"web": lambda: web.get(page), "api": api_pair}, rounds, 20)
     w, a = median(samples["web"]), median(samples["api"])
     print(
         f"web consumer page {w * 1000:.1f} ms, API detail + transactions {a * 1000:.1f} ms, "

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 
-from _common import median, open_request_world, request_bench_arguments
+from _common import alternating, median, open_request_world, request_bench_arguments
 
 
 def _numbered(sql: str) -> str:
@@ -67,19 +66,12 @@ def main() -> None:
         expected = cursor.fetchall()
         cursor.execute(execute, params)
         assert cursor.fetchall() == expected, f"{label}: the prepared statement answers other rows"
-        times: dict[str, list[float]] = {"plain": [], "prepared": []}
-        for round_ in range(args.rounds):
-            order = (("plain", plain), ("prepared", prepared))
-            for variant, call in order if round_ % 2 == 0 else reversed(order):
-                started = time.perf_counter()
-                for _ in range(args.requests):
-                    call()
-                times[variant].append((time.perf_counter() - started) / args.requests * 1000)
+        times = alternating({"plain": plain, "prepared": prepared}, args.rounds, args.requests)
         cursor.execute(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s", [name]
         )
         generic, custom = cursor.fetchone()
-        plain_ms, prepared_ms = median(times["plain"]), median(times["prepared"])
+        plain_ms, prepared_ms = median(times["plain"]) * 1000, median(times["prepared"]) * 1000
         print(
             f"  {label:28s} plain {plain_ms:6.3f} ms, prepared {prepared_ms:6.3f} ms, "
             f"plain ÷ prepared {plain_ms / prepared_ms:5.2f}; {len(expected)} rows; "

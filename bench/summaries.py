@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from _common import ROOT, client_for, median, open_request_world
+from _common import ROOT, alternating, client_for, median, open_request_world, rates
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -210,15 +210,8 @@ def measure(
         for name, body in (("limit", expected), ("full", response.content)):
             (ROOT / "var" / f"bench-{name}.json").write_bytes(body)
         raise AssertionError(f"{label}: the limit and the product answer different bytes (var/bench-*.json)")
-    functions = {"limit": limit, "full": lambda: client.get(path)}
-    rates: dict[str, list[float]] = {"limit": [], "full": []}
-    for round_ in range(rounds):
-        for name in ("limit", "full") if round_ % 2 == 0 else ("full", "limit"):
-            started = time.perf_counter()
-            for _ in range(requests):
-                functions[name]()
-            rates[name].append(requests / (time.perf_counter() - started))
-    lim, full = median(rates["limit"]), median(rates["full"])
+    measured = rates(alternating({"limit": limit, "full": lambda: client.get(path)}, rounds, requests))
+    lim, full = measured["limit"], measured["full"]
     print(
         f"  {label}: {len(expected):,} bytes; limit {lim:,.1f} req/s, full {full:,.1f} req/s, "
         f"full ÷ limit {full / lim:.2f} (target >= 0.35, moonshot 0.5)"

@@ -27,6 +27,7 @@ from django.db.models import (
     Expression,
     ExpressionWrapper,
     F,
+    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -34,6 +35,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from portal import rows
 from portal.access.models import (
     AccessGrant,
     ConsumerGroupObjectPermission,
@@ -127,11 +129,19 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
             raise InvalidGrant(grant_id)
         return scope
     assigned: set[tuple[int, str]] = set()
-    for grant in AccessGrant.objects.raw(*_scope_sql(user, at, grant_id)):
-        scope.grants.setdefault(grant.pk, grant)
-        codename = getattr(grant, "assigned_codename", None)
+    grant_columns = _row_columns(AccessGrant, "valid")
+    width, key = len(grant_columns.attnames), grant_columns.attnames.index(AccessGrant._meta.pk.attname)
+    with connection.cursor() as cursor:
+        cursor.execute(*_scope_sql(user, at, grant_id))
+        rows = cursor.fetchall()
+    for row in rows:  # each grant once per permission assigned for it (its columns, members, codename)
+        grant_pk, segment_members, codename = row[key], row[width], row[width + 1]
+        if grant_pk not in scope.grants:
+            grant = grant_columns.instance(list(row[:width]), connection.alias)
+            grant.segment_members = segment_members
+            scope.grants[grant_pk] = grant
         if codename is not None:
-            assigned.add((grant.pk, codename))
+            assigned.add((grant_pk, codename))
     if grant_id is not None and not scope.grants:
         raise InvalidGrant(grant_id)
     for grant in scope.grants.values():
@@ -145,18 +155,30 @@ def scope_for(user: Any, *, grant_id: int | None = None, at: datetime | None = N
     return scope
 
 
+_ROW_COLUMNS: dict[tuple[type[Model], str, str], rows.Columns] = {}
+
+
+def _row_columns(model: type[Model], alias: str) -> rows.Columns:
+    """`model`'s columns through `alias` in this module's hand-written statements (portal.rows)."""
+    key = (model, alias, connection.alias)
+    found = _ROW_COLUMNS.get(key)
+    if found is None:
+        found = _ROW_COLUMNS[key] = rows.columns(model, alias, connection.alias)
+    return found
+
+
 def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list[Any]]:
     """One statement for a scope: the user's grants valid at `at` (through a membership in force: approved,
     and matching the account's organisation and role), each once per permission guardian holds for its
-    holder on its object (`assigned_codename`; NULL when it holds none).
+    holder on its object (the last column; NULL when it holds none).
 
     Guardian's rows carry no validity and grants carry no assignment: a permission counts only where both
     agree, so a grant whose rows were removed gives nothing, and a row without a valid grant gives nothing.
     The membership is a condition of the same statement, so it can never be read stale. Each grant also
     carries its segment's member count up to SMALL_GRANT_MEMBERS (`segment_members`, one short index range),
-    for the lists' plan shape (Scope.is_small). In SQL because it
-    runs on every request, and the ORM's compilation of the equivalent correlated subqueries costs more than
-    the query itself.
+    for the lists' plan shape (Scope.is_small). In SQL because it runs on every request, and the ORM's
+    compilation of the equivalent correlated subqueries costs more than the query itself; its rows become
+    grants through portal.rows, not RawQuerySet, for the same reason.
     """
     grant = AccessGrant._meta.db_table
     organisation = Organisation._meta.db_table
@@ -198,7 +220,7 @@ def _scope_sql(user: Any, at: datetime, grant_id: int | None) -> tuple[str, list
         f"FROM {grant} g WHERE g.status = %s AND g.valid_from <= %s "
         f"AND g.valid_until > %s AND ({holder}) AND EXISTS (SELECT 1 FROM {membership} m "
         f"WHERE m.user_id = %s AND m.status = %s AND m.role = %s AND {same_organisation}){only}) "
-        f"SELECT valid.*, p.codename AS assigned_codename FROM valid "
+        f"SELECT {_row_columns(AccessGrant, 'valid').select}, valid.segment_members, p.codename FROM valid "
         f"LEFT JOIN ({parts}) a ON a.grant_id = valid.id LEFT JOIN {permission} p ON p.id = a.permission_id "
         f"ORDER BY valid.id"
     )
@@ -370,12 +392,23 @@ def _consumer_in_groups(public_id: str, groups: list[list[int]]) -> Consumer | N
         f"AND m.segment_id IN ({', '.join(['%s'] * len(ids))})) AS in_group_{index}"
         for index, ids in enumerate(groups)
     )
+    consumer_columns = _row_columns(Consumer, "c")
     sql = (
-        f"SELECT c.*{flags} FROM {Consumer._meta.db_table} c WHERE c.id IN "  # noqa: S608 - names from _meta
-        f"(SELECT k.consumer_id FROM {ConsumerPublicId._meta.db_table} k WHERE k.public_id = %s)"
+        f"SELECT {consumer_columns.select}{flags} FROM {Consumer._meta.db_table} c "  # noqa: S608 - _meta
+        f"WHERE c.id IN (SELECT k.consumer_id FROM {ConsumerPublicId._meta.db_table} k "
+        "WHERE k.public_id = %s)"
     )
     params: list[Any] = [segment_id for ids in groups for segment_id in ids]
-    return next(iter(Consumer.objects.raw(prepared(sql), [*params, public_id])), None)
+    with connection.cursor() as cursor:
+        cursor.execute(prepared(sql), [*params, public_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = len(consumer_columns.attnames)
+    consumer = consumer_columns.instance(list(row[:width]), connection.alias)
+    for index, flag in enumerate(row[width:]):
+        setattr(consumer, f"in_group_{index}", flag)
+    return consumer
 
 
 def consumer_access(scope: Scope, public_id: str, permission: str = RECORDS) -> ConsumerAccess:

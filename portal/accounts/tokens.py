@@ -17,6 +17,7 @@ from django.utils.crypto import constant_time_compare
 
 from portal.accounts.models import IN_FORCE_FLAG, ApiToken, Membership, Organisation, User
 from portal.prepared import prepared
+from portal.rows import Columns, columns
 
 TOKEN_PREFIX = "cop_"  # noqa: S105 - makes a leaked token easy to scan for; not a secret
 
@@ -39,37 +40,9 @@ def token_create(*, user: User) -> tuple[str, ApiToken]:
 
 
 @dataclass(frozen=True)
-class _Columns:
-    """One model's columns in the token statement, with the converters the ORM would apply to each value."""
-
-    model: type[models.Model]
-    attnames: tuple[str, ...]
-    converters: tuple[tuple[int, tuple[Any, ...], Any], ...]  # (position, converters, column expression)
-
-    def instance(self, values: list[Any], db: str) -> Any:
-        connection = connections[db]
-        for position, converters, expression in self.converters:
-            for converter in converters:
-                values[position] = converter(values[position], expression, connection)
-        return self.model.from_db(db, self.attnames, values)
-
-
-def _columns(model: type[models.Model], alias: str, db: str) -> _Columns:
-    connection = connections[db]
-    fields = model._meta.concrete_fields
-    converters = []
-    for position, field in enumerate(fields):
-        column = field.get_col(alias)
-        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if found:
-            converters.append((position, tuple(found), column))
-    return _Columns(model, tuple(f.attname for f in fields), tuple(converters))
-
-
-@dataclass(frozen=True)
 class _TokenStatement:
     sql: str
-    parts: tuple[_Columns, _Columns, _Columns]  # the token, its user, the user's organisation
+    parts: tuple[Columns, Columns, Columns]  # the token, its user, the user's organisation
 
 
 _STATEMENTS: dict[str, _TokenStatement] = {}
@@ -96,7 +69,7 @@ def _in_force(db: str) -> str:
     )
 
 
-_USER_STATEMENTS: dict[str, tuple[str, _Columns, _Columns]] = {}
+_USER_STATEMENTS: dict[str, tuple[str, Columns, Columns]] = {}
 
 
 def user_with_membership(pk: Any) -> User | None:
@@ -113,17 +86,14 @@ def user_with_membership(pk: Any) -> User | None:
     statement = _USER_STATEMENTS.get(db)
     if statement is None:
         quote = connections[db].ops.quote_name
-        tables = (("u", User), ("o", Organisation))
-        selected = ", ".join(
-            f"{alias}.{quote(f.column)}" for alias, model in tables for f in model._meta.concrete_fields
-        )
+        user_part, organisation_part = columns(User, "u", db), columns(Organisation, "o", db)
         sql = (
-            f"SELECT {selected}, {_in_force(db)} FROM {quote(User._meta.db_table)} u "  # noqa: S608
+            f"SELECT {user_part.select}, {organisation_part.select}, {_in_force(db)} "  # noqa: S608
+            f"FROM {quote(User._meta.db_table)} u "
             f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{_column(db, Organisation, 'id')} = "
             f"u.{_column(db, User, 'organisation')} WHERE u.{_column(db, User, 'id')} = %s"
         )
-        statement = (prepared(sql), _columns(User, "u", db), _columns(Organisation, "o", db))
-        _USER_STATEMENTS[db] = statement
+        statement = _USER_STATEMENTS[db] = (prepared(sql), user_part, organisation_part)
     sql, user_part, organisation_part = statement
     with connections[db].cursor() as cursor:
         cursor.execute(sql, [Membership.Status.APPROVED, pk])
@@ -158,10 +128,8 @@ def _token_statement(db: str) -> _TokenStatement:
             raise TypeError(f"{model.__name__}.{name} is no column")
         return quote(field.column)
 
-    tables = (("t", ApiToken), ("u", User), ("o", Organisation))
-    selected = ", ".join(
-        f"{alias}.{quote(field.column)}" for alias, model in tables for field in model._meta.concrete_fields
-    )
+    parts = (columns(ApiToken, "t", db), columns(User, "u", db), columns(Organisation, "o", db))
+    selected = ", ".join(part.select for part in parts)
     user_id, organisation_id = column(User, "id"), column(User, "organisation")
     in_force = _in_force(db)
     sql = (
@@ -170,7 +138,6 @@ def _token_statement(db: str) -> _TokenStatement:
         f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{column(Organisation, 'id')} = "
         f"u.{organisation_id} WHERE t.{column(ApiToken, 'key_hash')} = %s"
     )
-    parts = (_columns(ApiToken, "t", db), _columns(User, "u", db), _columns(Organisation, "o", db))
     statement = _STATEMENTS[db] = _TokenStatement(prepared(sql), parts)
     return statement
 

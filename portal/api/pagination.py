@@ -210,10 +210,11 @@ class Keyset:
         request of each shape (the list, which inputs are given, the direction, whether a cursor is set, the
         page size) builds the queryset from stand-in values, one distinct value per input and cursor value,
         and compiles it; each parameter of the statement is then known by the stand-in it carries. Later
-        requests of that shape run the statement with their own values. The ORM stays the only definition of
-        the rows: when a parameter is not one of the stand-ins (a constant of the queryset, or a value the
-        backend converts, as SQLite does with datetimes), or rows would need converting, the shape is served
-        by paginate() every time instead.
+        requests of that shape run the statement with their own values, and the ORM's converters (JSON,
+        decimals on SQLite) on its rows. The ORM stays the only definition of the rows: when a parameter is
+        not one of the stand-ins (a constant of the queryset, or a value the backend converts, as SQLite does
+        with datetimes) or stands in the select list (where the server, preparing the statement, could not
+        tell its type), the shape is served by paginate() every time instead.
         """
         size, token, forward, values = self._request_cursor(request, model)
         named = dict(inputs)
@@ -226,10 +227,18 @@ class Keyset:
         if statement is None:
             rows = list(self._ordered(build(inputs), forward, values, size))
             return self._page(request, rows, size, forward, token)
-        sql, slots, names, alias = statement
-        with connections[alias].cursor() as cursor:
+        sql, slots, names, alias, converters = statement
+        connection = connections[alias]
+        with connection.cursor() as cursor:
             cursor.execute(sql, [named[slot] for slot in slots])
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            fetched = cursor.fetchall()
+        if converters:
+            fetched = [list(row) for row in fetched]
+            for row in fetched:
+                for position, functions, expression in converters:
+                    for function in functions:
+                        row[position] = function(row[position], expression, connection)
+        rows = [dict(zip(names, row, strict=True)) for row in fetched]
         return self._page(request, rows, size, forward, token)
 
     def _compile(
@@ -239,20 +248,24 @@ class Keyset:
         forward: bool,
         bounded: bool,
         size: int,
-    ) -> tuple[str, list[str], list[str], str] | None:
+    ) -> tuple[str, list[str], list[str], str, tuple[tuple[int, tuple[Any, ...], Any], ...]] | None:
         stand_ins = _stand_ins(named)
         if stand_ins is None:
             return None
         queryset = build({name: stand_ins[name] for name in named if not name.startswith("cursor_")})
         query = queryset.query
-        if query.extra_select or query.annotation_select or not query.values_select:
+        if query.extra_select or not query.values_select:
             return None
         boundary = [stand_ins[f"cursor_{i}"] for i in range(len(self.fields))] if bounded else None
         page_qs = self._ordered(queryset, forward, boundary, size)
         compiler = page_qs.query.get_compiler(using=page_qs.db)
         sql, params = compiler.as_sql()
-        if compiler.get_converters([column for column, _sql, _alias in compiler.select]):
-            return None
+        if any(select_params for _column, (_sql, select_params), _alias in compiler.select):
+            return None  # a parameter in the select list
+        found = compiler.get_converters([column for column, _sql, _alias in compiler.select])
+        converters = tuple(
+            (position, tuple(functions), expression) for position, (functions, expression) in found.items()
+        )
         by_stand_in = {(type(value), value): name for name, value in stand_ins.items()}
         slots = []
         for param in params:
@@ -260,7 +273,8 @@ class Keyset:
             if name is None:
                 return None
             slots.append(name)
-        return prepared(sql), slots, list(query.values_select), page_qs.db
+        names = [*query.values_select, *query.annotation_select]
+        return prepared(sql), slots, names, page_qs.db, converters
 
     def _page(self, request: Request, rows: list[Any], size: int, forward: bool, token: str | None) -> Page:
         more = len(rows) > size

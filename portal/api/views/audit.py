@@ -144,15 +144,18 @@ class AuditEventListView(PortalView):
         for name, value in texts.items():
             if value is not None and len(value) > 200:
                 raise params.bad(name, "At most 200 characters.")
-        events = selectors.event_list(
-            **texts,
-            outcome=params.choice(request, "outcome", AuditEvent.Outcome.values),
-            since=since,
-            until=until,
-        )
-        page = EVENT_PAGES.paginate(
-            request, selectors.with_subject_ids(events).values(*selectors.EVENT_LIST_FIELDS, "subject_ids")
-        )
+        given = {**texts, "outcome": params.choice(request, "outcome", AuditEvent.Outcome.values)}
+        # Only the filters that filter (event_list ignores an empty text), and the period's bounds.
+        inputs: dict[str, Any] = {name: value for name, value in given.items() if value}
+        for name, bound in (("since", since), ("until", until)):
+            if bound is not None:
+                inputs[name] = bound
+
+        def build(filters: dict[str, Any]) -> QuerySet:
+            events = selectors.event_list(**filters)
+            return selectors.with_subject_ids(events).values(*selectors.EVENT_LIST_FIELDS, "subject_ids")
+
+        page = EVENT_PAGES.paginate_statement(request, "audit.events", AuditEvent, build, inputs)
         self.note.row_count = len(page.results)
         return Response(page.as_dict(event_rows(page.results)))
 
