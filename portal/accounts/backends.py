@@ -12,8 +12,8 @@ from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
 from audit.recorder import note_for
-from portal.accounts import mfa
-from portal.accounts.models import User, users_with_membership
+from portal.accounts import mfa, tokens
+from portal.accounts.models import User
 
 
 class PortalBackend(ModelBackend):
@@ -32,7 +32,7 @@ class PortalBackend(ModelBackend):
 
     def get_user(self, user_id: Any) -> User | None:
         """The session's user, with whether their membership is in force (no second query per request)."""
-        user = users_with_membership(User._default_manager.filter(pk=user_id)).first()
+        user = tokens.user_with_membership(user_id)
         return user if user is not None and self.user_can_authenticate(user) else None
 
     def authenticate(

@@ -1,4 +1,5 @@
-"""Issuing, checking and revoking API bearer tokens."""
+"""Issuing, checking and revoking API bearer tokens; and the one statement that reads a caller's user with
+whether their membership is in force, for a token (with the token) and for a session (by id)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connections, models, router
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -45,6 +48,70 @@ class _TokenStatement:
 _STATEMENTS: dict[str, _TokenStatement] = {}
 
 
+def _column(db: str, model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{model.__name__}.{name} is no column")
+    return connections[db].ops.quote_name(field.column)
+
+
+def _in_force(db: str) -> str:
+    """Whether the membership of the user `u` is in force, in SQL with one parameter (the approved status):
+    the condition of accounts.models.in_force_subquery."""
+    quote = connections[db].ops.quote_name
+    user_id, organisation_id, role = (_column(db, User, n) for n in ("id", "organisation", "role"))
+    m = {name: _column(db, Membership, name) for name in ("user", "status", "role", "organisation")}
+    return (
+        f"EXISTS (SELECT 1 FROM {quote(Membership._meta.db_table)} m "  # noqa: S608 - names from _meta
+        f"WHERE m.{m['user']} = u.{user_id} AND m.{m['status']} = %s AND m.{m['role']} = u.{role} "
+        f"AND (m.{m['organisation']} = u.{organisation_id} "
+        f"OR (u.{organisation_id} IS NULL AND m.{m['organisation']} IS NULL)))"
+    )
+
+
+_USER_STATEMENTS: dict[str, tuple[str, Columns, Columns]] = {}
+
+
+def user_with_membership(pk: Any) -> User | None:
+    """The user with this primary key, their organisation loaded with them (no query when read), and whether
+    their membership is in force, as `users_with_membership(User.objects.select_related("organisation")
+    .filter(pk=pk)).first()` gives them; None when there is none. Read on every request of a signed-in
+    session: compiling that ORM query (a join and a correlated subquery) took longer than running it, so
+    the statement is written once per database, like the token's, and planned once."""
+    try:
+        pk = User._meta.pk.to_python(pk)
+    except ValidationError:
+        return None  # a malformed id finds nobody
+    db = router.db_for_read(User)
+    statement = _USER_STATEMENTS.get(db)
+    if statement is None:
+        quote = connections[db].ops.quote_name
+        user_part, organisation_part = columns(User, "u", db), columns(Organisation, "o", db)
+        sql = (
+            f"SELECT {user_part.select}, {organisation_part.select}, {_in_force(db)} "  # noqa: S608
+            f"FROM {quote(User._meta.db_table)} u "
+            f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{_column(db, Organisation, 'id')} = "
+            f"u.{_column(db, User, 'organisation')} WHERE u.{_column(db, User, 'id')} = %s"
+        )
+        statement = _USER_STATEMENTS[db] = (prepared(sql), user_part, organisation_part)
+    sql, user_part, organisation_part = statement
+    with connections[db].cursor() as cursor:
+        cursor.execute(sql, [Membership.Status.APPROVED, pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    end = len(user_part.attnames)
+    user = user_part.instance(values[:end], db)
+    organisation_values = values[end:-1]
+    organisation = (
+        None if organisation_values[0] is None else organisation_part.instance(organisation_values, db)
+    )
+    User._meta.get_field("organisation").set_cached_value(user, organisation)
+    user.__dict__[IN_FORCE_FLAG] = bool(values[-1])
+    return user
+
+
 def _token_statement(db: str) -> _TokenStatement:
     """The token with its user, the user's organisation and whether the user's membership is in force, in one
     statement written once per database from the models' metadata. Checking a token runs on every API
@@ -63,14 +130,8 @@ def _token_statement(db: str) -> _TokenStatement:
 
     parts = (columns(ApiToken, "t", db), columns(User, "u", db), columns(Organisation, "o", db))
     selected = ", ".join(part.select for part in parts)
-    user_id, organisation_id, role = (column(User, n) for n in ("id", "organisation", "role"))
-    m = {name: column(Membership, name) for name in ("user", "status", "role", "organisation")}
-    in_force = (
-        f"EXISTS (SELECT 1 FROM {quote(Membership._meta.db_table)} m "  # noqa: S608 - names from _meta
-        f"WHERE m.{m['user']} = u.{user_id} AND m.{m['status']} = %s AND m.{m['role']} = u.{role} "
-        f"AND (m.{m['organisation']} = u.{organisation_id} "
-        f"OR (u.{organisation_id} IS NULL AND m.{m['organisation']} IS NULL)))"
-    )
+    user_id, organisation_id = column(User, "id"), column(User, "organisation")
+    in_force = _in_force(db)
     sql = (
         f"SELECT {selected}, {in_force} FROM {quote(ApiToken._meta.db_table)} t "  # noqa: S608 - names from _meta
         f"JOIN {quote(User._meta.db_table)} u ON u.{user_id} = t.{column(ApiToken, 'user')} "

@@ -5,12 +5,14 @@ and the request's audit note."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, cast
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -21,6 +23,7 @@ from portal.access.gates import ADMIN, AUDITOR, COMPLIANCE, REGULATOR, SHAREHOLD
 from portal.access.models import AccessGrant
 from portal.access.throttles import UserDataThrottle
 from portal.accounts.models import User
+from portal.prepared import prepared
 
 # Pages of these gates serve consumer data: they count against the same per-user budget as the API
 # (API_USER_THROTTLE_RATE, one bucket per user in the shared cache).
@@ -109,6 +112,22 @@ def consumer_access(request: HttpRequest, public_id: str, permission: str = poli
         raise NotFound from None
     attribute(request, access.grant)
     return access
+
+
+@contextmanager
+def planned_once() -> Iterator[None]:
+    """Every statement run inside is marked (portal.prepared): on PostgreSQL each is planned once per
+    connection instead of on every request. For a page whose statements are all of one consumer or one
+    user (a consumer's transactions and their count, segments, scores, accounts, access log): their plans
+    do not depend on the values, and planning them over the transactions' and the trail's monthly
+    partitions costs more than running them. The ORM still writes every statement; only how the server
+    plans it changes, and where it cannot be prepared it runs as before (portal.pgconnection)."""
+
+    def mark(execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
+        return execute(sql if many else prepared(sql), params, many, context)
+
+    with connection.execute_wrapper(mark):
+        yield
 
 
 def organisation_names() -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Func, Q, QuerySet, Subquery
 from django.http import QueryDict
 
 
@@ -34,6 +34,17 @@ def _decoded(value: Any) -> Any:
 def _fernet() -> Fernet:
     digest = hashlib.sha256(f"web-keyset:{settings.SECRET_KEY}".encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
+
+
+# The annotation that carries a list's total on each row of a counted page (SortedList(count_in_page=True)).
+TOTAL = "listing_total"
+
+
+def _count_of(queryset: QuerySet) -> Subquery:
+    """COUNT(*) of `queryset` as a scalar subquery: run once by the statement it is part of (an InitPlan on
+    PostgreSQL), not once per row; COUNT as a plain function so that the ORM adds no GROUP BY."""
+    counting = queryset.order_by().annotate(**{TOTAL: Func(F("pk"), function="COUNT")}).values(TOTAL)
+    return Subquery(counting)
 
 
 @dataclass
@@ -72,12 +83,27 @@ class Keyset:
     def _after(self, values: list[Any]) -> Q:
         return self._beyond(values, True)
 
-    def paginate(self, queryset: QuerySet, cursor: str | None, size: int | None = None) -> Page:
+    def paginate(
+        self,
+        queryset: QuerySet,
+        cursor: str | None,
+        size: int | None = None,
+        *,
+        counted: bool = False,
+        fields: tuple[str, ...] = (),
+    ) -> Page:
+        """The page at `cursor`; with `counted`, each row also carries the number of rows of the whole
+        `queryset` (TOTAL), read by the page's own statement; with `fields`, rows are named tuples of
+        those fields (and TOTAL) instead of model instances."""
         size = size or settings.WEB_PAGE_SIZE
         if cursor:
             direction, values = self._decode_with_direction(cursor)
         else:
             direction, values = "n", None
+        if counted:
+            queryset = queryset.annotate(**{TOTAL: _count_of(queryset)})
+        if fields:
+            queryset = queryset.values_list(*fields, *([TOTAL] if counted else []), named=True)
         if direction == "p" and values is not None:
             reverse = [o[1:] if o.startswith("-") else "-" + o for o in self.ordering]
             rows = list(queryset.filter(self._beyond(values, False)).order_by(*reverse)[: size + 1])
@@ -165,8 +191,20 @@ class SortedList:
 
     SIZES = (25, 50, 100)
 
-    def __init__(self, sorts: dict[str, Keyset], default: str) -> None:
-        self.sorts, self.default = sorts, default
+    def __init__(
+        self,
+        sorts: dict[str, Keyset],
+        default: str,
+        *,
+        count_in_page: bool = False,
+        row_fields: tuple[str, ...] = (),
+    ) -> None:
+        """With `count_in_page` the total comes with the page's rows (Keyset.paginate's `counted`), and a
+        separate COUNT runs only when the page has no row to carry it but the list may have some (a cursor
+        past the rows there are, or one this list did not issue). With `row_fields` the page's rows are
+        named tuples of those fields (the keyset's among them), for a page that shows values only."""
+        self.sorts, self.default, self.count_in_page = sorts, default, count_in_page
+        self.row_fields = row_fields
 
     def sizes(self) -> list[int]:
         return sorted({settings.WEB_PAGE_SIZE, *self.SIZES})
@@ -199,11 +237,19 @@ class SortedList:
             sort, size_text, queryset = self.default, str(settings.WEB_PAGE_SIZE), queryset.none()
         invalid = invalid or filter_invalid
         keyset, size = self.sorts[sort], int(size_text)
-        total = queryset.count()
+        cursor = request.GET.get("cursor")
+        total = None if self.count_in_page else queryset.count()
         try:
-            page = keyset.paginate(queryset, request.GET.get("cursor"), size)
+            page = keyset.paginate(queryset, cursor, size, counted=self.count_in_page, fields=self.row_fields)
         except BadCursor:
-            page, invalid = keyset.paginate(queryset.none(), None, size), True
+            page, invalid = keyset.paginate(queryset.none(), None, size, fields=self.row_fields), True
+        if total is None:
+            if page.results:
+                total = getattr(page.results[0], TOTAL)
+            elif cursor:
+                total = queryset.count()
+            else:
+                total = 0  # the first page of the list is empty: so is the list
         kept = [(name, request.GET[name]) for name in keep if request.GET.get(name)]
         query = QueryDict(mutable=True)
         for name, value in kept:

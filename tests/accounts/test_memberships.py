@@ -16,8 +16,8 @@ from portal.access import policy
 from portal.access import services as grants
 from portal.access.models import AccessGrant
 from portal.accounts import services
-from portal.accounts.models import Membership, Organisation, User
-from portal.accounts.tokens import token_check, token_create
+from portal.accounts.models import Membership, Organisation, User, users_with_membership
+from portal.accounts.tokens import token_check, token_create, user_with_membership
 from tests.api.conftest import ApiClient, api, demo
 from tests.factories import UserFactory
 
@@ -167,6 +167,38 @@ def test_compliance_accounts_made_by_an_admin_decide_nothing_until_an_officer_ap
         f"/api/v1/grants/{pending.pk}/approve/", {}, content_type=JSON
     )
     assert decided.status_code == 200, decided.content
+
+
+def test_the_session_user_is_read_with_its_membership_as_the_orm_reads_it(demo, django_assert_num_queries):
+    """The session's user (accounts.tokens.user_with_membership, written once in SQL) is the row and the
+    in-force flag the ORM's users_with_membership gives: for an account in force, one written straight
+    into the database, one moved there without approval, an administrator without organisation."""
+    straight = User.objects.create(
+        username="straight", role="regulator", organisation=_user("regulator").organisation
+    )
+    moved = _user("regulator2")
+    moved.organisation = Organisation.objects.get(short_name="nfra")
+    moved.save()
+    fields = [f.attname for f in User._meta.concrete_fields]
+    organisation_fields = [f.attname for f in Organisation._meta.concrete_fields]
+    for user in (_user("regulator"), straight, moved, _user("admin"), _user("auditor")):
+        read = user_with_membership(str(user.pk))  # as the session stores it
+        expected = users_with_membership(User.objects.select_related("organisation").filter(pk=user.pk)).get()
+        assert read is not None and read.membership_in_force == expected.membership_in_force, user.username
+        assert [getattr(read, f) for f in fields] == [getattr(expected, f) for f in fields]
+        with django_assert_num_queries(0):  # read with the user
+            organisation = read.organisation
+        if expected.organisation is None:
+            assert organisation is None
+        else:
+            assert organisation is not None
+            assert [getattr(organisation, f) for f in organisation_fields] == [
+                getattr(expected.organisation, f) for f in organisation_fields
+            ]
+    assert user_with_membership(_user("regulator").pk).membership_in_force  # type: ignore[union-attr]
+    assert not user_with_membership(straight.pk).membership_in_force  # type: ignore[union-attr]
+    assert user_with_membership(10**9) is None
+    assert user_with_membership("not a number") is None
 
 
 # --- Moves, deactivation --------------------------------------------------------------------------------

@@ -174,9 +174,9 @@ def test_model_card_query_count(people, portal_draft, django_assert_num_queries)
     client = _browser(people["validator"])
     url = f"/scoring/models/{portal_draft.version}/"
     client.get(url)
-    # 1 session, 2 user, 3 the card with its people (one join), 4 its latest finished run,
-    # 5 the organisation (menu), 6-8 the audit event (SAVEPOINT, INSERT, RELEASE).
-    with django_assert_num_queries(8):
+    # 1 session, 2 user with their organisation (menu), 3 the card with its people (one join), 4 its latest
+    # finished run, 5-7 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(7):
         assert client.get(url).status_code == 200
 
 

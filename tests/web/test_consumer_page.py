@@ -187,23 +187,50 @@ def test_consumer_page_query_count_does_not_depend_on_page_size(
     client.get(url)  # the session's first use
     for size in (5, 50):
         settings.WEB_PAGE_SIZE = size
-        # 1 session, 2 user, 3 grants valid now with guardian's rows for them, 4 the consumer with its
-        # segment groups, 5 the count of its transactions, 6 transactions page, 7 its segments in scope,
-        # 8 score history, 9 the user's organisation (access log, page header, audit event), 10 access log of
-        # the organisation, 11 the count of other organisations' entries, 12 accounts, 13-15 the audit event
-        # and its subject (SAVEPOINT, one INSERT of the event with its subjects, RELEASE).
-        with django_assert_num_queries(15):
+        # 1 session, 2 user with their organisation (access log, page header, audit event), 3 grants valid
+        # now with guardian's rows for them, 4 the consumer with its segment groups, 5 transactions page
+        # with the count of all (filtered) transactions, 6 its segments in scope, 7 score history, 8 access
+        # log of the organisation, 9 accounts, 10 the count of other organisations' entries, 11-13 the
+        # audit event and its subject (SAVEPOINT, one INSERT of the event with its subjects, RELEASE).
+        with django_assert_num_queries(13):
             assert client.get(url).status_code == 200
+
+
+@pytest.mark.postgres
+def test_the_consumer_pages_statements_are_prepared_once_per_connection(client_for, world):
+    """The page's statements of one consumer are planned once per connection (pages.planned_once), all but
+    the count of other organisations' access-log entries."""
+    consumer = world.consumer_in(CCF)
+    url = f"/consumers/{consumer.public_id}/"
+    client = client_for("regulator")
+    client.get(url)  # the session's first use
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    connection.connection.statements.clear()
+    assert client.get(url).status_code == 200
+    before = dict(connection.connection.statements)
+    assert client.get(url).status_code == 200
+    assert dict(connection.connection.statements) == before  # the second request prepared nothing new
+    texts = list(before)
+    # The transactions page, with the count of the list in it.
+    page = 'FROM "records_transaction" INNER JOIN "records_account"'
+    assert any(page in t and "COUNT(" in t for t in texts)
+    assert any("CROSS JOIN LATERAL" in t for t in texts)  # the access log
+    assert not any("audit_auditevent" in t and "COUNT(*)" in t for t in texts)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        on_server = {name for (name,) in cursor.fetchall()}
+    assert on_server == {name for name, _count in connection.connection.statements.values()}
 
 
 @pytest.mark.postgres
 def test_dashboard_query_count_is_fixed(client_for, world, django_assert_num_queries):
     client = client_for("regulator")
     client.get("/dashboard/")
-    # 1 session, 2 user, 3 grants valid now with guardian's rows, 4 the organisation's grants and requests,
-    # 5 segments in scope with size and average score, 6 the organisation (for its recorded name),
-    # 7 recent activity, 8-10 the audit event (SAVEPOINT, INSERT, RELEASE).
-    with django_assert_num_queries(10):
+    # 1 session, 2 user with their organisation, 3 grants valid now with guardian's rows, 4 the
+    # organisation's grants and requests, 5 segments in scope with size and average score, 6 recent
+    # activity, 7-9 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(9):
         assert client.get("/dashboard/").status_code == 200
 
 
@@ -313,10 +340,10 @@ def test_consumer_list_sorts_counts_and_pages_both_ways(
         assert response.status_code == 400 and not listed(response.content.decode())
     assert client.get(f"/consumers/?sort=-province&cursor={cursor}").status_code == 400
     for size in ("4", "100"):
-        # 1 session, 2 user, 3 grants valid now with guardian's rows, 4 the total, 5 the page of consumers
-        # (with the records and scores flags), 6 the user's organisation (page header, then the audit event),
-        # 7-9 the audit event and its subjects (SAVEPOINT, one INSERT of the event and its subjects, RELEASE).
-        with django_assert_num_queries(9):
+        # 1 session, 2 user with their organisation (page header, then the audit event), 3 grants valid now
+        # with guardian's rows, 4 the total, 5 the page of consumers (with the records and scores flags),
+        # 6-8 the audit event and its subjects (SAVEPOINT, one INSERT of the event and its subjects, RELEASE).
+        with django_assert_num_queries(8):
             assert client.get("/consumers/", {"size": size}).status_code == 200
 
 

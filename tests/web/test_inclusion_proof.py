@@ -108,10 +108,10 @@ def test_the_proof_costs_a_fixed_number_of_queries(client_for, world, django_ass
         checkpoint_publish()
     last = AuditEvent.objects.filter(chain_position__isnull=False).latest("chain_position")
     for event in (first, last):
-        # 1 session, 2 user, 3 the event, 4 its subjects, 5 the first checkpoint covering it, 6 the newest
-        # signed checkpoints within the sealed head, 7-8 the leaf's event and subjects (its canonical bytes),
-        # 9 the proof's subtree hashes, 10 the organisation (page header), 11-13 the audit event (SAVEPOINT,
-        # INSERT, RELEASE).
-        with django_assert_num_queries(13):
+        # 1 session, 2 user with their organisation (page header), 3 the event, 4 its subjects, 5 the first
+        # checkpoint covering it, 6 the newest signed checkpoints within the sealed head, 7-8 the leaf's
+        # event and subjects (its canonical bytes), 9 the proof's subtree hashes, 10-12 the audit event
+        # (SAVEPOINT, INSERT, RELEASE).
+        with django_assert_num_queries(12):
             response = auditor.get(f"/audit/events/{event.pk}/")
         assert response.status_code == 200 and b'data-inclusion="verified"' in response.content

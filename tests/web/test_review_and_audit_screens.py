@@ -74,11 +74,11 @@ def test_segment_review_query_count_is_fixed(client_for, world, django_assert_nu
     client = client_for("shareholder")
     url = f"/segments/{world.segment(DELTA).pk}/"
     client.get(url)
-    # 1 session, 2 user, 3 grants valid now with guardian's rows, 4 the segment, 5-8 segment figures (members,
-    # histogram, delinquent, monthly volume), 9 volume by product, 10 delinquency by month,
-    # 11-12 fairness (members by province, age band and bucket; late payers by province and age band),
-    # 13 the organisation, 14-16 the audit event (SAVEPOINT, INSERT, RELEASE).
-    with django_assert_num_queries(16):
+    # 1 session, 2 user with their organisation, 3 grants valid now with guardian's rows, 4 the segment,
+    # 5-8 segment figures (members, histogram, delinquent, monthly volume), 9 volume by product,
+    # 10 delinquency by month, 11-12 fairness (members by province, age band and bucket; late payers by
+    # province and age band), 13-15 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(15):
         assert client.get(url).status_code == 200
 
 
@@ -173,15 +173,15 @@ def test_chain_status_and_checkpoint_download(client_for, world):
 def test_segment_list_and_grants_pages_have_fixed_query_counts(client_for, world, django_assert_num_queries):
     shareholder = client_for("shareholder")
     shareholder.get("/segments/")
-    # 1 session, 2 user, 3 grants valid now with guardian's rows, 4 segments in scope with their sizes,
-    # 5 the organisation, 6-8 the audit event (SAVEPOINT, INSERT, RELEASE).
-    with django_assert_num_queries(8):
+    # 1 session, 2 user with their organisation, 3 grants valid now with guardian's rows, 4 segments in
+    # scope with their sizes, 5-7 the audit event (SAVEPOINT, INSERT, RELEASE).
+    with django_assert_num_queries(7):
         assert shareholder.get("/segments/").status_code == 200
     compliance = client_for("compliance")
     compliance.get("/grants/")
-    # 1 session, 2 user, 3 pending, 4 in force, 5 the count of the others, 6 a page of them (each with
-    # grantees, targets and people joined), 7 the organisation, 8-10 the audit event.
-    with django_assert_num_queries(10):
+    # 1 session, 2 user with their organisation, 3 pending, 4 in force, 5 the count of the others, 6 a page
+    # of them (each with grantees, targets and people joined), 7-9 the audit event.
+    with django_assert_num_queries(9):
         assert compliance.get("/grants/").status_code == 200
 
 
@@ -193,7 +193,7 @@ def test_event_search_query_count_does_not_depend_on_page_size(
     auditor.get("/audit/events/")
     for size in (5, 50):
         settings.WEB_PAGE_SIZE = size
-        # 1 session, 2 user, 3 the count of matching events, 4 the page of events, 5 their subjects,
-        # 6 the organisation, 7-9 the audit event (SAVEPOINT, INSERT, RELEASE).
-        with django_assert_num_queries(9):
+        # 1 session, 2 user with their organisation, 3 the count of matching events, 4 the page of events,
+        # 5 their subjects, 6-8 the audit event (SAVEPOINT, INSERT, RELEASE).
+        with django_assert_num_queries(8):
             assert auditor.get("/audit/events/").status_code == 200

@@ -7,9 +7,11 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.test import RequestFactory
 
 from audit.models import AuditEvent
-from portal.records.models import Consumer
+from portal.records.models import Consumer, Transaction
+from portal.web.views.records import TRANSACTION_LIST
 from tests.web.conftest import CCF
 
 pytestmark = pytest.mark.postgres
@@ -39,6 +41,49 @@ def test_a_consumers_transactions_sort_by_amount_and_page_both_ways(client_for, 
     assert amounts(regulator.get(f"{url}?sort=-amount&cursor={back}").content.decode()) == top
     ascending = amounts(regulator.get(url, {"sort": "amount", "size": "25"}).content.decode())
     assert ascending == sorted(ascending) and len(ascending) == min(25, consumer.transactions.count())
+
+
+def test_a_list_counted_with_its_page_tells_the_whole_lists_total_on_every_page(
+    world, settings, django_assert_num_queries
+):
+    """The consumer's transactions read their total with the page (SortedList(count_in_page=True)): the
+    same number as a COUNT of the list, forward, back, filtered, empty, past the end and with a cursor the
+    list did not issue; one statement for a page with rows."""
+    settings.WEB_PAGE_SIZE = 5
+    consumer = world.consumer_in(CCF)
+    transactions = Transaction.objects.filter(consumer=consumer)
+    total = transactions.count()
+    assert total > 10
+    get = RequestFactory().get
+
+    def after(page) -> dict[str, str]:
+        assert page.next_cursor is not None
+        return {"cursor": page.next_cursor}
+
+    with django_assert_num_queries(1):
+        first = TRANSACTION_LIST.read(get("/"), transactions)
+    assert first.total == total and len(first.page.results) == 5 and not first.invalid
+    second = TRANSACTION_LIST.read(get("/", after(first.page)), transactions)
+    assert second.total == total and second.page.results[0].id not in {t.id for t in first.page.results}
+    assert second.page.previous_cursor is not None
+    back = TRANSACTION_LIST.read(get("/", {"cursor": second.page.previous_cursor}), transactions)
+    assert back.total == total and [t.id for t in back.page.results] == [t.id for t in first.page.results]
+    by_amount = TRANSACTION_LIST.read(get("/", {"sort": "amount", "size": "25"}), transactions)
+    assert by_amount.total == total
+    kind = first.page.results[0].kind
+    of_kind = transactions.filter(kind=kind)
+    assert TRANSACTION_LIST.read(get("/"), of_kind).total == of_kind.count() < total
+    with django_assert_num_queries(1):  # the empty first page says the list is empty: no COUNT
+        assert TRANSACTION_LIST.read(get("/"), transactions.filter(kind="no-such-kind")).total == 0
+    # Past the end (the cursor of a longer list): no row carries the total, so it is counted.
+    shown = transactions.filter(pk__in=[t.id for t in first.page.results])
+    with django_assert_num_queries(2):
+        past = TRANSACTION_LIST.read(get("/", after(first.page)), shown)
+    assert past.page.results == [] and past.total == 5
+    forged = TRANSACTION_LIST.read(get("/", {"cursor": "not-a-cursor"}), transactions)
+    assert forged.invalid and forged.page.results == [] and forged.total == total
+    odd = TRANSACTION_LIST.read(get("/", {"size": "7"}), transactions)
+    assert odd.invalid and odd.total == 0
 
 
 def test_a_filter_survives_sorting(client_for, world):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
+from html import escape as html_escape
 from typing import Any
 
 from django import template
@@ -281,13 +282,22 @@ def choice_label(obj: Any, field: str) -> str:
     return _labels(type(obj), field).get(str(value), conditional_escape(value))
 
 
+def _escaped(value: Any) -> str:
+    """conditional_escape(value) for the rows below, without its lazy-string wrapper for the common case (a
+    plain string): Django's escape() is html.escape."""
+    if type(value) is str:
+        return html_escape(value)
+    return conditional_escape(value)
+
+
 def _day(value: Any) -> str:
     return "" if not value else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
 @register.simple_tag
-def transaction_rows(transactions: list[Transaction]) -> SafeString:
-    """The rows of a consumer's transaction table, as the template loop would write them (same markup,
+def transaction_rows(transactions: list[Any]) -> SafeString:
+    """The rows of a consumer's transaction table (named rows of the fields in
+    portal.web.views.records.TRANSACTION_ROW), as the template loop would write them (same markup,
     escaping and formats: `date:"Y-m-d H:i"` in the current time zone, `cny`, choice labels in the active
     language). In Python because the consumer page renders a page of them per request, and the template
     engine's per-row variable lookups, filters and choice-label translations cost more than the rest of the
@@ -298,19 +308,20 @@ def transaction_rows(transactions: list[Transaction]) -> SafeString:
     rows = []
     for txn in transactions:
         at = txn.occurred_at.astimezone(zone)
-        merchant = txn.merchant
+        category = txn.merchant__category
         shown_merchant = (
-            f'{conditional_escape(merchant.name)} <span class="legend-note">'
-            f"{categories.get(merchant.category, conditional_escape(merchant.category))}</span>"
-            if merchant
+            f'{_escaped(txn.merchant__name)} <span class="legend-note">'
+            f"{categories.get(category, _escaped(category))}</span>"
+            if txn.merchant_id is not None
             else ""
         )
+        product = txn.account__product
         rows.append(
             f"\n      <tr><td>{_day(at)} {at.hour:02d}:{at.minute:02d}</td>"
-            f"<td>{kinds.get(txn.kind, conditional_escape(txn.kind))}</td>"
-            f"<td>{products.get(txn.account.product, conditional_escape(txn.account.product))}</td>"
-            f'\n      <td class="num">{conditional_escape(cny(txn.amount))}</td><td>{shown_merchant}</td>'
-            f"\n      <td>{channels.get(txn.channel, conditional_escape(txn.channel))}</td>"
+            f"<td>{kinds.get(txn.kind, _escaped(txn.kind))}</td>"
+            f"<td>{products.get(product, _escaped(product))}</td>"
+            f'\n      <td class="num">{_escaped(cny(txn.amount))}</td><td>{shown_merchant}</td>'
+            f"\n      <td>{channels.get(txn.channel, _escaped(txn.channel))}</td>"
             f'<td>{_day(txn.due_date)}</td><td class="num">'
             f"{'' if txn.days_late is None else txn.days_late}</td></tr>\n    "
         )
@@ -324,8 +335,8 @@ def access_log_rows(events: list[Any], public_id: str) -> SafeString:
     shows a page of them on every request."""
     from django.urls import reverse
 
-    proofs = conditional_escape(reverse("api:consumer-access-log", args=[public_id]))
-    receipt = conditional_escape(_("Receipt"))
+    proofs = _escaped(reverse("api:consumer-access-log", args=[public_id]))
+    receipt = _escaped(_("Receipt"))
     leaf = str(_("leaf %(index)s"))
     rows = []
     for event in events:
@@ -338,13 +349,13 @@ def access_log_rows(events: list[Any], public_id: str) -> SafeString:
             )
         else:
             cell = "—"
-        grant = f"#{conditional_escape(event.shown_grant_id)}" if event.shown_grant_id else ""
+        grant = f"#{_escaped(event.shown_grant_id)}" if event.shown_grant_id else ""
         rows.append(
             f"\n      <tr><td>{_day(at)} {at.hour:02d}:{at.minute:02d}:{at.second:02d}</td>"
-            f"<td><code>{conditional_escape(event.actor_username)}</code></td>"
-            f'<td class="content">{conditional_escape(event.actor_organisation)}</td>'
-            f"\n      <td><code>{conditional_escape(event.action)}</code></td><td>{grant}</td>"
-            f'<td class="content">{conditional_escape(event.shown_purpose)}</td>'
+            f"<td><code>{_escaped(event.actor_username)}</code></td>"
+            f'<td class="content">{_escaped(event.actor_organisation)}</td>'
+            f"\n      <td><code>{_escaped(event.action)}</code></td><td>{grant}</td>"
+            f'<td class="content">{_escaped(event.shown_purpose)}</td>'
             f'\n      \n<td data-label="{receipt}">{cell}</td>\n</tr>\n    '
         )
     return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped
