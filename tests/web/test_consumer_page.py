@@ -220,7 +220,7 @@ def test_the_consumer_pages_statements_are_prepared_once_per_connection(client_f
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM pg_prepared_statements")
         on_server = {name for (name,) in cursor.fetchall()}
-    assert on_server == {name for name, _count in connection.connection.statements.values()}
+    assert on_server == {name for name, _count, _texts in connection.connection.statements.values()}
 
 
 @pytest.mark.postgres
