@@ -11,7 +11,6 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from portal import pgconnection
 from portal.prepared import prepared
 from tests.conftest import ROOT
 from tests.factories import UserFactory
@@ -106,6 +105,8 @@ def test_a_prepared_statement_outlives_the_rollback_of_its_transaction(users):
 
 
 def test_each_connection_keeps_a_bounded_number_and_deallocates_the_least_recent(users, monkeypatch):
+    from portal import pgconnection  # psycopg2's: not installed on the SQLite path
+
     monkeypatch.setattr(pgconnection, "STATEMENTS_PER_CONNECTION", 3)
     shapes = [f"{USERS} LIMIT {limit}" for limit in range(1, 7)]
     for sql in shapes[:3]:
@@ -150,6 +151,8 @@ def test_a_name_means_one_statement_in_any_session(users):
 
 
 def test_making_room_for_a_statement_never_fails_its_transaction(users, monkeypatch):
+    from portal import pgconnection
+
     monkeypatch.setattr(pgconnection, "STATEMENTS_PER_CONNECTION", 1)
     run(prepared(USERS), [0])
     run("DEALLOCATE ALL")  # the statement to be evicted is already gone
