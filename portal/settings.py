@@ -7,6 +7,7 @@ PORTAL_ENV=production refuses to start with DEBUG or a default secret key.
 
 import os
 from datetime import timedelta
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -144,7 +145,8 @@ if DATABASE_URL:
     DB_PREPARED_STATEMENTS = envbool(
         "DB_PREPARED_STATEMENTS", "true" if DATABASES["default"]["CONN_MAX_AGE"] != 0 else "false"
     )
-    if DB_PREPARED_STATEMENTS:
+    # Without psycopg2 (a checkout without the postgres extra) Django says so when it first connects.
+    if DB_PREPARED_STATEMENTS and find_spec("psycopg2") is not None:
         from portal.pgconnection import PortalConnection, PortalCursor
 
         DATABASES["default"].setdefault("OPTIONS", {}).update(
