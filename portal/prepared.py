@@ -12,11 +12,11 @@ that connection, and prepares it the first time. Django's query wrappers, query 
 original SQL and its parameters. On SQLite, or with DB_PREPARED_STATEMENTS off, a marked statement is a plain
 string.
 
-Mark only statements whose parameters PostgreSQL can type from where they stand (a comparison with a
-column, an IN list of a column): a parameter standing alone (`SELECT %s`) is prepared as text and would
-change the row's type. A statement the server refuses to PREPARE is run plain from then on, on that
-connection. Statements that
-stay on custom plans (the consumer and transaction lists: PostgreSQL replans them on each call anyway) gain
+Mark statements whose parameters PostgreSQL can type from where they stand (a comparison with a column, an
+IN list of a column). A parameter standing alone (`SELECT %s`) is prepared as text: the cursor runs a call
+plain when such a parameter gets a value that is not a string, so that the row keeps the value's type. A
+statement the server refuses to PREPARE is run plain from then on, on that connection. Statements that stay
+on custom plans (the consumer and transaction lists: PostgreSQL replans them on each call anyway) gain
 nothing and are not marked.
 
 psycopg2 has no prepared statements of its own (psycopg 3's `prepare_threshold` is the same idea), hence this
