@@ -98,9 +98,12 @@ def user_with_membership(pk: Any) -> User | None:
     with connections[db].cursor() as cursor:
         cursor.execute(sql, [Membership.Status.APPROVED, pk])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
+    return None if row is None else _user_of_row(list(row), user_part, organisation_part, db)
+
+
+def _user_of_row(values: list[Any], user_part: Columns, organisation_part: Columns, db: str) -> User:
+    """The user of a row ending in (user's columns, organisation's columns or NULLs, in-force flag), with the
+    organisation cached on it and the flag set: reading either later costs no query of its own."""
     end = len(user_part.attnames)
     user = user_part.instance(values[:end], db)
     organisation_values = values[end:-1]
@@ -121,22 +124,14 @@ def _token_statement(db: str) -> _TokenStatement:
     if statement is not None:
         return statement
     quote = connections[db].ops.quote_name
-
-    def column(model: type[models.Model], name: str) -> str:
-        field = model._meta.get_field(name)
-        if not isinstance(field, models.Field):
-            raise TypeError(f"{model.__name__}.{name} is no column")
-        return quote(field.column)
-
     parts = (columns(ApiToken, "t", db), columns(User, "u", db), columns(Organisation, "o", db))
     selected = ", ".join(part.select for part in parts)
-    user_id, organisation_id = column(User, "id"), column(User, "organisation")
-    in_force = _in_force(db)
+    user_id, organisation_id = _column(db, User, "id"), _column(db, User, "organisation")
     sql = (
-        f"SELECT {selected}, {in_force} FROM {quote(ApiToken._meta.db_table)} t "  # noqa: S608 - names from _meta
-        f"JOIN {quote(User._meta.db_table)} u ON u.{user_id} = t.{column(ApiToken, 'user')} "
-        f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{column(Organisation, 'id')} = "
-        f"u.{organisation_id} WHERE t.{column(ApiToken, 'key_hash')} = %s"
+        f"SELECT {selected}, {_in_force(db)} FROM {quote(ApiToken._meta.db_table)} t "  # noqa: S608 - _meta
+        f"JOIN {quote(User._meta.db_table)} u ON u.{user_id} = t.{_column(db, ApiToken, 'user')} "
+        f"LEFT JOIN {quote(Organisation._meta.db_table)} o ON o.{_column(db, Organisation, 'id')} = "
+        f"u.{organisation_id} WHERE t.{_column(db, ApiToken, 'key_hash')} = %s"
     )
     statement = _STATEMENTS[db] = _TokenStatement(prepared(sql), parts)
     return statement
@@ -155,17 +150,10 @@ def _token_with_user(key_hash: str) -> ApiToken | None:
         return None
     token_part, user_part, organisation_part = statement.parts
     values = list(row)
-    ends = len(token_part.attnames), len(token_part.attnames) + len(user_part.attnames)
-    token = token_part.instance(values[: ends[0]], db)
-    user = user_part.instance(values[ends[0] : ends[1]], db)
-    organisation_values = values[ends[1] : -1]
-    organisation = (
-        None if organisation_values[0] is None else organisation_part.instance(organisation_values, db)
-    )
-    User._meta.get_field("organisation").set_cached_value(user, organisation)
+    end = len(token_part.attnames)
+    token = token_part.instance(values[:end], db)
+    user = _user_of_row(values[end:], user_part, organisation_part, db)
     ApiToken._meta.get_field("user").set_cached_value(token, user)
-    # Read with the token: whether the user's membership is in force costs no query of its own.
-    user.__dict__[IN_FORCE_FLAG] = bool(values[-1])
     return token
 
 
